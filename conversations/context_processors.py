@@ -1,0 +1,14 @@
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def dashboard(request: HttpRequest) -> dict:
+    """What every dashboard template may use: the admin look's titles and the refresh interval."""
+    return {
+        "site_header": "Conversation dashboard",
+        "site_title": "Conversation dashboard",
+        "has_permission": request.user.is_authenticated and request.user.is_staff,
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+        "on_sandbox": "127.0.0.1" in settings.VONAGE_API_BASE_URL
+        or "localhost" in settings.VONAGE_API_BASE_URL,
+    }

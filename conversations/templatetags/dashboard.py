@@ -1,0 +1,211 @@
+"""The dashboard's template filters and tags: `{% load dashboard %}`.
+
+Everything they are given may be upstream data, so hostile. Filters return plain strings that the
+template autoescapes; the tags that build markup do it with `format_html`, which escapes every
+argument. A URL is only ever put in a link or an image when its scheme is http or https, and an id
+only becomes a dashboard link when it is well formed (`ids.is_valid`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import unicodedata
+from typing import Any
+
+from django import template
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString
+
+from conversations import ids
+from conversations.schema import parse_time
+
+register = template.Library()
+
+EMPTY = "—"
+ELLIPSIS = "…"
+
+# Categories stripped from both ends of a URL: controls, format characters (zero-width, bidi) and
+# separators (spaces). Browsers strip C0 controls and spaces; stripping more is only stricter.
+_STRIPPED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_SAFE_SCHEMES = frozenset({"http", "https"})
+
+_ID_ROUTES = {"conversation": "conversations:detail", "user": "conversations:user"}
+
+
+def _strip_url(value: str) -> str:
+    start, end = 0, len(value)
+    while start < end and unicodedata.category(value[start]) in _STRIPPED_CATEGORIES:
+        start += 1
+    while end > start and unicodedata.category(value[end - 1]) in _STRIPPED_CATEGORIES:
+        end -= 1
+    return value[start:end]
+
+
+@register.filter
+def safe_url(value: Any) -> str:
+    """The URL when its scheme is http or https, else "" (javascript:, data:, //host, ...).
+
+    Leading and trailing whitespace and control characters are stripped first; a URL with a
+    control character anywhere (such as `java\\nscript:`) is refused, as is a protocol-relative
+    one, which takes whatever scheme the page has and a host of the sender's choosing.
+    """
+    if not isinstance(value, str):
+        return ""
+    url = _strip_url(value)
+    if any(unicodedata.category(char) == "Cc" for char in url):
+        return ""
+    scheme, colon, rest = url.partition(":")
+    if not colon or not scheme.isascii() or scheme.lower() not in _SAFE_SCHEMES:
+        return ""
+    if not rest.startswith("//") or len(rest) == 2:
+        return ""
+    return url
+
+
+def _as_utc(value: Any) -> dt.datetime | None:
+    if isinstance(value, str):
+        value = parse_time(value)
+    if not isinstance(value, dt.datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _utc_time(value: Any) -> str:
+    when = _as_utc(value)
+    if when is None:
+        return EMPTY
+    iso = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    day = when.date().isoformat()
+    clock = when.time().isoformat(timespec="seconds")
+    millis = when.time().isoformat(timespec="milliseconds")
+    return format_html(
+        '<time datetime="{}" title="{} {} UTC" data-local-time>{} {} UTC</time>',
+        iso,
+        day,
+        millis,
+        day,
+        clock,
+    )
+
+
+@register.simple_tag(name="utc_time")
+def utc_time_tag(value: Any) -> str:
+    """`{% utc_time when %}`: a `<time>` element showing UTC (static JS adds the local time)."""
+    return _utc_time(value)
+
+
+@register.filter(name="utc_time")
+def utc_time(value: Any) -> str:
+    """`{{ when|utc_time }}`: the same `<time>` element as the tag, or "—" for no time."""
+    return _utc_time(value)
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """Indented JSON, keys sorted; a plain string, so the template escapes it."""
+    for sort_keys in (True, False):  # mixed key types cannot be sorted
+        try:
+            return json.dumps(value, indent=2, sort_keys=sort_keys, ensure_ascii=False, default=str)
+        except (TypeError, ValueError, RecursionError):
+            continue
+    return "(a value that cannot be shown as JSON)"
+
+
+def _text(value: Any, label: Any = None) -> str:
+    for candidate in (label, value):
+        if candidate is not None and candidate != "":
+            try:
+                return str(candidate)
+            except ValueError:  # an int with more digits than Python will convert
+                continue
+    return EMPTY
+
+
+def _reverse(name: str, args: list[str]) -> str | None:
+    try:
+        return reverse(name, args=args)
+    except (NoReverseMatch, ValueError):
+        return None
+
+
+@register.simple_tag
+def id_link(kind: Any, value: Any, label: Any = None) -> SafeString:
+    """`{% id_link "user" user_id [label] %}`: a link to the dashboard page of a conversation or
+    user when the id is well formed, else the value (or label) as escaped text."""
+    text = _text(value, label)
+    route = _ID_ROUTES.get(kind) if isinstance(kind, str) else None
+    if route and ids.is_valid(kind, value):
+        url = _reverse(route, [value])
+        if url:
+            return format_html('<a href="{}">{}</a>', url, text)
+    return conditional_escape(text)
+
+
+@register.simple_tag
+def member_link(conversation_id: Any, member_id: Any, label: Any = None) -> SafeString:
+    """`{% member_link conversation_id member_id [label] %}`: a link to a member's page when both
+    ids are well formed, else the member id (or label) as escaped text."""
+    text = _text(member_id, label)
+    if ids.is_valid("conversation", conversation_id) and ids.is_valid("member", member_id):
+        url = _reverse("conversations:member", [conversation_id, member_id])
+        if url:
+            return format_html('<a href="{}">{}</a>', url, text)
+    return conditional_escape(text)
+
+
+def _join(big: tuple[int, str], small: tuple[int, str]) -> str:
+    return f"{big[0]} {big[1]}" + (f" {small[0]} {small[1]}" if small[0] else "")
+
+
+@register.filter
+def duration(value: Any) -> str:
+    """Seconds as "1 h 2 min", "3 min 5 s" or "45 s"; "—" for None or a non-number."""
+    if isinstance(value, dt.timedelta):
+        value = value.total_seconds()
+    if value is None or isinstance(value, bool):
+        return EMPTY
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return EMPTY
+    if not math.isfinite(seconds) or seconds < 0:
+        return EMPTY
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return _join((days, "d"), (hours, "h"))
+    if hours:
+        return _join((hours, "h"), (minutes, "min"))
+    if minutes:
+        return _join((minutes, "min"), (secs, "s"))
+    return f"{secs} s"
+
+
+@register.filter
+def truncate_middle(value: Any, length: Any = 24) -> str:
+    """A long id or string cut in the middle to `length` characters: "CON-1234…cdef"."""
+    if value is None:
+        return ""
+    try:
+        text = str(value)
+    except ValueError:  # an int with more digits than Python will convert
+        return ""
+    try:
+        limit = max(int(length), 5)
+    except (TypeError, ValueError, OverflowError):
+        limit = 24
+    if len(text) <= limit:
+        return text
+    keep = limit - 1
+    head, tail = (keep + 1) // 2, keep // 2
+    return f"{text[:head]}{ELLIPSIS}{text[-tail:]}"

@@ -1,0 +1,24 @@
+from django.urls import path, register_converter
+
+from . import ids, views
+
+register_converter(ids.ConversationIdConverter, "con")
+register_converter(ids.MemberIdConverter, "mem")
+register_converter(ids.UserIdConverter, "usr")
+
+app_name = "conversations"
+
+urlpatterns = [
+    path("conversations/", views.conversation_list, name="list"),
+    path("conversations/<con:conversation_id>/", views.conversation_detail, name="detail"),
+    path("conversations/<con:conversation_id>/members/", views.members_tab, name="members"),
+    path("conversations/<con:conversation_id>/events/", views.events_tab, name="events"),
+    path(
+        "conversations/<con:conversation_id>/members/<mem:member_id>/",
+        views.member_detail,
+        name="member",
+    ),
+    path("users/", views.user_list, name="users"),
+    path("users/<usr:user_id>/", views.user_detail, name="user"),
+    path("jump/", views.jump, name="jump"),
+]

@@ -1,0 +1,13 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from conversations import health, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("", include("conversations.urls")),
+]

@@ -1,0 +1,160 @@
+"""`make run`: the dashboard on 127.0.0.1:$PORT, on the sandbox unless Vonage credentials are set.
+
+With no VONAGE_APPLICATION_ID (in the environment or .env) it:
+1. generates a key pair for the sandbox in .sandbox/ (kept out of git), once;
+2. starts the sandbox on 127.0.0.1:$SANDBOX_PORT with live activity and waits until it answers;
+3. migrates, creates the demo staff user, prints the URL and the credentials;
+4. runs the dashboard; Ctrl-C stops both.
+With VONAGE_APPLICATION_ID set, it migrates and runs the dashboard against Vonage, with no
+demo user.
+Only the standard library here: the dashboard and the sandbox each run in their own process.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".sandbox"
+SANDBOX_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-000000000001"
+
+
+def read_dotenv() -> dict[str, str]:
+    values: dict[str, str] = {}
+    path = ROOT / ".env"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, value = line.split("=", 1)
+                values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def setting(name: str, default: str = "") -> str:
+    return os.environ.get(name) or read_dotenv().get(name) or default
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def demo_password() -> str:
+    chosen = os.environ.get("DEMO_PASSWORD")
+    if chosen:
+        return chosen
+    path = STATE / "demo_password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def wait_for(url: str, seconds: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"The sandbox exited early (status {process.returncode}).")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (a local URL we built)
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"The sandbox did not answer at {url} within {seconds:.0f} s.")
+
+
+def main() -> None:
+    port = setting("PORT", "8000")
+    env = dict(os.environ)
+    sandbox = None
+    if setting("VONAGE_APPLICATION_ID"):
+        print(
+            "VONAGE_APPLICATION_ID is set: running against",
+            setting("VONAGE_API_BASE_URL", "https://api.nexmo.com"),
+        )
+    else:
+        STATE.mkdir(mode=0o700, exist_ok=True)
+        private_key, public_key = STATE / "private.pem", STATE / "public.pem"
+        if not private_key.exists():
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "sandbox",
+                    "keygen",
+                    "--private-key",
+                    str(private_key),
+                    "--public-key",
+                    str(public_key),
+                ],
+                cwd=ROOT,
+                check=True,
+            )
+        sandbox_port = setting("SANDBOX_PORT", "8001")
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        sandbox = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                sandbox_port,
+                "--public-key",
+                str(public_key),
+                "--application-id",
+                SANDBOX_APPLICATION_ID,
+                "--activity-interval",
+                setting("SANDBOX_ACTIVITY", "2"),
+                "--latency-ms",
+                setting("SANDBOX_LATENCY_MS", "0"),
+            ],
+            cwd=ROOT,
+        )
+        wait_for(f"{sandbox_url}/_sandbox/healthz", 20, sandbox)
+        env.update(
+            VONAGE_APPLICATION_ID=SANDBOX_APPLICATION_ID,
+            VONAGE_PRIVATE_KEY_PATH=str(private_key),
+            VONAGE_API_BASE_URL=sandbox_url,
+            DEBUG=env.get("DEBUG", "true"),
+            SECURE_SSL_REDIRECT="false",
+            SESSION_COOKIE_SECURE="false",
+            CSRF_COOKIE_SECURE="false",
+        )
+    try:
+        manage("migrate", "--noinput", "-v", "0", env=env)
+        if sandbox is not None:
+            username = setting("DEMO_USERNAME", "demo")
+            env["DEMO_PASSWORD"] = demo_password()
+            manage("ensure_staff_user", "--username", username, env=env)
+            print(
+                f"\n  Dashboard: http://127.0.0.1:{port}/\n"
+                f"  Log in as: {username} / {env['DEMO_PASSWORD']}\n"
+                "  (data from the local sandbox; Ctrl-C stops everything)\n",
+                flush=True,
+            )
+        manage("runserver", f"127.0.0.1:{port}", "--noreload", env=env)
+    except KeyboardInterrupt:
+        pass
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode)
+    finally:
+        if sandbox is not None and sandbox.poll() is None:
+            sandbox.send_signal(signal.SIGTERM)
+            try:
+                sandbox.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                sandbox.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Shared fixtures: an RSA key pair, a client on a fake base URL (for `responses`), staff users."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.core.cache import cache
+
+from conversations import client as client_module
+
+FIXTURES = Path(__file__).parent / "fixtures"
+API = "https://api.test"
+APPLICATION_ID = "0b2d4f6a-8c1e-4a3b-9d5f-7e9a1c3b5d7f"
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def key_pair() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private_pem, public_pem
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def make_client(
+    private_pem: str, base_url: str = API, **overrides
+) -> client_module.ConversationClient:
+    config = client_module.ClientConfig(
+        base_url=base_url,
+        application_id=overrides.pop("application_id", APPLICATION_ID),
+        private_key_pem=private_pem,
+        **overrides,
+    )
+    return client_module.ConversationClient(config)
+
+
+@pytest.fixture
+def api(key_pair, monkeypatch):
+    """A client on API with no real sleeping; `api.slept` records the waits it asked for."""
+    client = make_client(key_pair[0], total_budget=30.0, cache_seconds=2.0)
+    client.slept = []
+    monkeypatch.setattr(client, "sleep", client.slept.append)
+    return client
+
+
+@pytest.fixture
+def use_client(monkeypatch):
+    """Make the views use the given client instead of the one built from settings."""
+
+    def install(client):
+        monkeypatch.setattr(client_module, "get_client", lambda: client)
+        import conversations.health
+        import conversations.views
+
+        monkeypatch.setattr(conversations.views, "get_client", lambda: client)
+        monkeypatch.setattr(conversations.health, "get_client", lambda: client)
+        return client
+
+    return install
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        "staff", password="staff-password-1", is_staff=True
+    )
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client

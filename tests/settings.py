@@ -1,0 +1,25 @@
+"""Test settings: the project's one settings.py, read with a fixed, production-like environment.
+
+Only what a test run cannot have is changed here: no .env file, a throwaway secret key, no HTTPS
+redirect (the test client speaks plain HTTP), and static files from the finders rather than a
+collectstatic manifest. DATABASE_URL and CACHE_URL from the environment still apply, which is how
+CI runs the same suite on PostgreSQL and Redis.
+"""
+
+import os
+
+os.environ["READ_DOT_ENV"] = "false"
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-production-0123456789")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.pop("VONAGE_APPLICATION_ID", None)  # tests build their own clients
+
+from dashboard_project.settings import *  # noqa: F403
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
