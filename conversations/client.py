@@ -84,6 +84,12 @@ class BadRequest(UpstreamError):
     summary = "The Conversation API rejected the request (400)"
 
 
+class NotConfigured(UpstreamError):
+    """The dashboard cannot sign requests: its private key is missing or unreadable."""
+
+    summary = "The dashboard's Vonage private key could not be loaded"
+
+
 # --- JWT
 
 
@@ -159,9 +165,13 @@ class ConversationClient:
     def __init__(self, config: ClientConfig, session: requests.Session | None = None) -> None:
         self.config = config
         self.base_url = config.base_url.rstrip("/")
-        self.signer = TokenSigner(
-            config.application_id, config.private_key_pem, config.jwt_ttl_seconds
-        )
+        try:
+            self.signer: TokenSigner | None = TokenSigner(
+                config.application_id, config.private_key_pem, config.jwt_ttl_seconds
+            )
+        except (ValueError, TypeError):  # not a PEM key, or one with a passphrase
+            # Every read then fails with NotConfigured: pages explain it instead of crashing.
+            self.signer = None
         self.session = session or requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
         self.session.mount("http://", adapter)
@@ -380,6 +390,8 @@ class ConversationClient:
 
     def _get_json(self, path: str, params: dict[str, Any]) -> Any:
         """GET with retries for 429, 5xx and connection errors, inside the total time budget."""
+        if self.signer is None:
+            raise NotConfigured()
         url = self.base_url + path
         started = time.monotonic()
         deadline = started + self.config.total_budget
@@ -538,21 +550,19 @@ def concurrently(**calls: Callable[[], Any]) -> dict[str, Outcome]:
 
 
 def _private_key_pem() -> str:
+    """The PEM text, or "" when the file is missing (on the sandbox before `make run` made it)."""
     if settings.VONAGE_PRIVATE_KEY:
         return settings.VONAGE_PRIVATE_KEY
-    with open(settings.VONAGE_PRIVATE_KEY_PATH, encoding="utf-8") as key_file:
-        return key_file.read()
+    try:
+        with open(settings.VONAGE_PRIVATE_KEY_PATH, encoding="utf-8") as key_file:
+            return key_file.read()
+    except OSError:
+        return ""
 
 
 @memoize
 def get_client() -> ConversationClient:
     """The process-wide client built from settings (one token signer, one connection pool)."""
-    if not settings.VONAGE_APPLICATION_ID:
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured(
-            "VONAGE_APPLICATION_ID is not set: `make run` sets up the sandbox, or see .env.example"
-        )
     return ConversationClient(
         ClientConfig(
             base_url=settings.VONAGE_API_BASE_URL,

@@ -9,6 +9,5 @@ def dashboard(request: HttpRequest) -> dict:
         "site_title": "Conversation dashboard",
         "has_permission": request.user.is_authenticated and request.user.is_staff,
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
-        "on_sandbox": "127.0.0.1" in settings.VONAGE_API_BASE_URL
-        or "localhost" in settings.VONAGE_API_BASE_URL,
+        "on_sandbox": settings.USING_SANDBOX,
     }

@@ -16,6 +16,7 @@ from .client import (
     AuthenticationFailed,
     BadRequest,
     BadResponse,
+    NotConfigured,
     NotFound,
     Outcome,
     RateLimited,
@@ -35,6 +36,16 @@ class Problem:
 
 
 def describe(exc: UpstreamError) -> str:
+    if isinstance(exc, NotConfigured):
+        if settings.USING_SANDBOX:
+            return (
+                "The sandbox's key pair is missing (.sandbox/private.pem): start the dashboard "
+                "with `make run`, which creates it and starts the sandbox."
+            )
+        return (
+            "The private key in VONAGE_PRIVATE_KEY_PATH or VONAGE_PRIVATE_KEY could not be "
+            "loaded: check that it is the application's unencrypted PEM private key."
+        )
     if isinstance(exc, RateLimited):
         return "The Conversation API is rate limiting requests (429)."
     if isinstance(exc, AuthenticationFailed):
@@ -43,6 +54,8 @@ def describe(exc: UpstreamError) -> str:
             "VONAGE_APPLICATION_ID and the private key."
         )
     if isinstance(exc, Unavailable):
+        if settings.USING_SANDBOX:
+            return f"The local sandbox is unavailable: {exc.detail}. `make run` starts it."
         return f"The Conversation API is unavailable: {exc.detail}."
     if isinstance(exc, BadResponse):
         return "The Conversation API sent a response the dashboard could not read."

@@ -24,13 +24,12 @@ DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-only-for-debug-runs")
 else:
-    try:
-        SECRET_KEY = env.str("SECRET_KEY")
-    except ImproperlyConfigured as exc:
+    SECRET_KEY = env.str("SECRET_KEY", default="")
+    if not SECRET_KEY:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Set it in the environment or in .env (see .env.example); "
             "it is only optional when DEBUG=true."
-        ) from exc
+        )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -181,10 +180,31 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 
 # --- The upstream Conversation API
-VONAGE_API_BASE_URL = env.str("VONAGE_API_BASE_URL", default="https://api.nexmo.com").rstrip("/")
+# With no VONAGE_APPLICATION_ID the dashboard runs on its embedded default, the local sandbox that
+# `make run` starts (python -m sandbox) with a key pair in .sandbox/. With one, it runs on Vonage.
+SANDBOX_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-000000000001"
 VONAGE_APPLICATION_ID = env.str("VONAGE_APPLICATION_ID", default="")
-VONAGE_PRIVATE_KEY_PATH = env.str("VONAGE_PRIVATE_KEY_PATH", default="")
-VONAGE_PRIVATE_KEY = env.str("VONAGE_PRIVATE_KEY", default="", multiline=True)
+USING_SANDBOX = not VONAGE_APPLICATION_ID
+if USING_SANDBOX:
+    SANDBOX_PORT = env.int("SANDBOX_PORT", default=8001)
+    VONAGE_APPLICATION_ID = SANDBOX_APPLICATION_ID
+    VONAGE_API_BASE_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
+    VONAGE_PRIVATE_KEY_PATH = str(BASE_DIR / ".sandbox" / "private.pem")
+    VONAGE_PRIVATE_KEY = ""
+else:
+    VONAGE_API_BASE_URL = env.str("VONAGE_API_BASE_URL", default="https://api.nexmo.com")
+    VONAGE_PRIVATE_KEY_PATH = env.str("VONAGE_PRIVATE_KEY_PATH", default="")
+    VONAGE_PRIVATE_KEY = env.str("VONAGE_PRIVATE_KEY", default="", multiline=True)
+    if not (VONAGE_PRIVATE_KEY_PATH or VONAGE_PRIVATE_KEY):
+        raise ImproperlyConfigured(
+            "VONAGE_APPLICATION_ID is set but neither VONAGE_PRIVATE_KEY_PATH nor "
+            "VONAGE_PRIVATE_KEY is: set one (see .env.example)."
+        )
+    if VONAGE_PRIVATE_KEY_PATH and not Path(VONAGE_PRIVATE_KEY_PATH).is_file():
+        raise ImproperlyConfigured(
+            f"VONAGE_PRIVATE_KEY_PATH names no readable file: {VONAGE_PRIVATE_KEY_PATH}"
+        )
+VONAGE_API_BASE_URL = VONAGE_API_BASE_URL.rstrip("/")
 VONAGE_JWT_TTL_SECONDS = env.int("VONAGE_JWT_TTL_SECONDS", default=900)
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=3.05)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=10.0)
@@ -195,12 +215,6 @@ UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", default=2)
 # so a failing upstream still shows (stale) data.
 UPSTREAM_CACHE_SECONDS = env.float("UPSTREAM_CACHE_SECONDS", default=2.0)
 UPSTREAM_STALE_SECONDS = env.int("UPSTREAM_STALE_SECONDS", default=600)
-
-if VONAGE_APPLICATION_ID and not (VONAGE_PRIVATE_KEY_PATH or VONAGE_PRIVATE_KEY):
-    raise ImproperlyConfigured(
-        "VONAGE_APPLICATION_ID is set but neither VONAGE_PRIVATE_KEY_PATH nor VONAGE_PRIVATE_KEY "
-        "is."
-    )
 
 # --- The dashboard
 DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=5)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".sandbox"
-SANDBOX_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-000000000001"
+SANDBOX_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-000000000001"  # = settings.SANDBOX_APPLICATION_ID
 
 
 def read_dotenv() -> dict[str, str]:
@@ -122,9 +122,8 @@ def main() -> None:
         )
         wait_for(f"{sandbox_url}/_sandbox/healthz", 20, sandbox)
         env.update(
-            VONAGE_APPLICATION_ID=SANDBOX_APPLICATION_ID,
-            VONAGE_PRIVATE_KEY_PATH=str(private_key),
-            VONAGE_API_BASE_URL=sandbox_url,
+            # settings.py points the dashboard at the sandbox on this port, with .sandbox's key.
+            SANDBOX_PORT=sandbox_port,
             DEBUG=env.get("DEBUG", "true"),
             SECURE_SSL_REDIRECT="false",
             SESSION_COOKIE_SECURE="false",
