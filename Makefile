@@ -12,7 +12,7 @@ PYTHON_FOR_VENV := $(shell for p in python3 python3.13 python3.12; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: run test lint format serve bench browser-deps check-deploy test-production clean help
+.PHONY: run test lint format serve bench screenshots browser-deps check-deploy test-production clean help
 
 help:
 	@echo "make run    - the dashboard on http://127.0.0.1:$(PORT)/ (on the sandbox unless Vonage is configured)"
@@ -74,6 +74,10 @@ serve: $(VENV)/.runtime
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py migrate --noinput -v 0
 	$(VENV)/bin/gunicorn -c dashboard_project/gunicorn.conf.py dashboard_project.wsgi
+
+# Refresh the README's screenshots from the browser tests.
+screenshots: $(VENV)/.dev browser-deps node_modules/axe-core/axe.min.js
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/browser -q
 
 bench: $(VENV)/.dev
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -1,0 +1,123 @@
+"""Browser tests: Debian's Chromium driven by Playwright, the dashboard served by `live_server`,
+reading from a sandbox started in this process.
+
+With CI=true a missing browser fails the run; elsewhere it skips with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conversations import client as client_module
+from sandbox.testing import running_sandbox
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
+# (creating the staff user) are synchronous and safe there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "test-results" / "screenshots"))
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+REFRESH_SECONDS = 1
+PASSWORD = "browser-password-1"
+
+
+def chromium_path() -> str | None:
+    return (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = chromium_path()
+    if executable is None:
+        message = "Chromium is missing: `make browser-deps` (apt-get install chromium) installs it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    with running_sandbox(conversations=30, big_conversation_events=300, activity_interval=0) as sb:
+        yield sb
+
+
+@pytest.fixture
+def dashboard(live_server, sandbox, monkeypatch, settings, django_user_model):
+    """The live dashboard on the sandbox, refreshing every second, with a staff user."""
+    settings.DASHBOARD_REFRESH_SECONDS = REFRESH_SECONDS
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    settings.USING_SANDBOX = True
+    api = client_module.ConversationClient(
+        client_module.ClientConfig(
+            base_url=sandbox.base_url,
+            application_id=sandbox.application_id,
+            private_key_pem=sandbox.private_key_pem,
+            cache_seconds=0.5,
+            max_retries=0,
+            read_timeout=2.0,
+            total_budget=3.0,
+        )
+    )
+    import conversations.health
+    import conversations.views
+
+    for module in (client_module, conversations.views, conversations.health):
+        monkeypatch.setattr(module, "get_client", lambda: api)
+    sandbox.clear_faults()
+    django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    yield live_server
+    sandbox.clear_faults()
+
+
+@pytest.fixture
+def context(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context, dashboard):
+    """A page logged in through the real login form."""
+    page = context.new_page()
+    log_in(page, dashboard.url)
+    return page
+
+
+def log_in(page, base_url: str) -> None:
+    page.goto(base_url + "/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url("**/conversations/")
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
