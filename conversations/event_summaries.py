@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,13 +148,18 @@ def _channel_leg(channel: dict[Any, Any]) -> str:
 
 
 def _size(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):  # NaN and Infinity parse as JSON
+        return ""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         return _s(value)
     if value < 1024:
         return f"{int(value)} bytes"
     if value < 1024 * 1024:
         return f"{value / 1024:.1f} KB"
-    return f"{value / (1024 * 1024):.1f} MB"
+    try:
+        return f"{value / (1024 * 1024):.1f} MB"
+    except OverflowError:  # an int too large for a float
+        return _s(value)
 
 
 def _key_details(body: dict[Any, Any]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -205,7 +211,8 @@ def _leg(event_type: str, body: dict[Any, Any]) -> Summary:
     elif event_type == "leg:status:update":
         text = f"{subject} status updated"
     else:
-        text = f"{subject}: {_words(event_type.partition(':')[2])}"
+        words = _words(event_type.partition(":")[2])
+        text = f"{subject}: {words}" if words else subject
     if direction:
         text += f" ({direction})"
     return Summary(
@@ -293,7 +300,8 @@ def _audio(suffix: str, body: dict[Any, Any]) -> Summary:
         text = _AUDIO_FIXED[suffix]
         details = _details(("Play id", _s(body.get("play_id"))))
     else:
-        text, details = f"Audio event: {_words(suffix)}", []
+        words = _words(suffix)
+        text, details = (f"Audio event: {words}" if words else "Audio event"), []
     return Summary("audio", text, details)
 
 

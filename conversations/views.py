@@ -175,7 +175,8 @@ def _detail(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRes
     if not (poll.is_valid() and events_form.is_valid()):
         return _invalid(request, events_form if events_form.errors else poll, "Conversation")
     backoff = poll.cleaned_data.get("backoff") or 0
-    if tab == "events" and fragment == "events-poller":
+    # The events poller (#events-poller) swaps new rows into the table body it targets.
+    if tab == "events" and fragment == "event-rows":
         return _events_poll(request, conversation_id, events_form)
 
     client = get_client()

@@ -24,7 +24,7 @@ SAMPLE_ARGS = {
     "member_id": "MEM-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
     "user_id": "USR-9f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19",
 }
-FRAGMENT_TARGETS = ["results", "tabs", "conversation-header", "members-panel", "events-poller"]
+FRAGMENT_TARGETS = ["results", "tabs", "conversation-header", "members-panel", "event-rows"]
 
 
 def walk(patterns, prefix: str = "", namespace: str = ""):

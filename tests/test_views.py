@@ -390,7 +390,7 @@ def test_members_failing_while_the_conversation_loads_shows_a_banner_in_the_tab(
 
 def poll(staff_client, after: int, **query):
     url = reverse("conversations:events", args=[CON])
-    return staff_client.get(url, {"after": after, **query}, **htmx("events-poller"))
+    return staff_client.get(url, {"after": after, **query}, **htmx("event-rows"))
 
 
 @pytest.mark.django_db

@@ -242,7 +242,7 @@ def test_no_serious_accessibility_violation_on_any_page(browser, dashboard, sand
             screenshot(page, f"{name}-dark")
     context.close()
     problems = {
-        name: [(v["id"], v["impact"], len(v["nodes"])) for v in violations]
+        name: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]]) for v in violations]
         for name, violations in found.items()
         if violations
     }
