@@ -434,6 +434,9 @@ def list_items(payload: Any, key: str) -> list[Any]:
     payload = _obj(payload, "list response")
     embedded = payload.get("_embedded")
     if embedded is None:
+        # An empty list still has its paging fields; an object with none of them is not a list.
+        if not ("page_size" in payload or "_links" in payload):
+            raise ShapeError("list response has neither _embedded nor paging fields")
         return []
     if isinstance(embedded, list):
         return embedded

@@ -81,6 +81,28 @@ def use_client(monkeypatch):
     return install
 
 
+@pytest.fixture(scope="session")
+def sandbox():
+    """One in-process sandbox for the session: a small world, no background activity."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(conversations=30, big_conversation_events=300, activity_interval=0) as sb:
+        yield sb
+
+
+def sandbox_client(sandbox, **overrides) -> client_module.ConversationClient:
+    """A client for the given sandbox: fast timeouts, so fault tests do not wait long."""
+    settings = {"cache_seconds": 0.5, "max_retries": 0, "read_timeout": 1.0, "total_budget": 2.0}
+    return client_module.ConversationClient(
+        client_module.ClientConfig(
+            base_url=overrides.pop("base_url", sandbox.base_url),
+            application_id=sandbox.application_id,
+            private_key_pem=overrides.pop("private_key_pem", sandbox.private_key_pem),
+            **(settings | overrides),
+        )
+    )
+
+
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user(

@@ -207,6 +207,14 @@ def test_an_empty_list_may_omit_embedded(api):
 
 
 @responses.activate
+@pytest.mark.parametrize("body", [{"unexpected": True}, [], "ok", None, {"_embedded": "x"}])
+def test_a_list_that_is_not_a_list_is_a_bad_response(api, body):
+    responses.get(f"{API}/v1/conversations", json=body)
+    with pytest.raises(c.BadResponse):
+        api.list_conversations()
+
+
+@responses.activate
 def test_users_list_by_exact_name_and_user(api):
     responses.get(
         f"{API}/v1/users",

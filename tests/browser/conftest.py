@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conversations import client as client_module
-from sandbox.testing import running_sandbox
+from tests.conftest import sandbox_client
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # (creating the staff user) are synchronous and safe there.
@@ -57,12 +57,6 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="session")
-def sandbox():
-    with running_sandbox(conversations=30, big_conversation_events=300, activity_interval=0) as sb:
-        yield sb
-
-
 @pytest.fixture
 def dashboard(live_server, sandbox, monkeypatch, settings, django_user_model):
     """The live dashboard on the sandbox, refreshing every second, with a staff user."""
@@ -70,17 +64,7 @@ def dashboard(live_server, sandbox, monkeypatch, settings, django_user_model):
     settings.SESSION_COOKIE_SECURE = False
     settings.CSRF_COOKIE_SECURE = False
     settings.USING_SANDBOX = True
-    api = client_module.ConversationClient(
-        client_module.ClientConfig(
-            base_url=sandbox.base_url,
-            application_id=sandbox.application_id,
-            private_key_pem=sandbox.private_key_pem,
-            cache_seconds=0.5,
-            max_retries=0,
-            read_timeout=2.0,
-            total_budget=3.0,
-        )
-    )
+    api = sandbox_client(sandbox, read_timeout=2.0, total_budget=3.0)
     import conversations.health
     import conversations.views
 
