@@ -180,3 +180,25 @@ def test_readyz_is_503_when_upstream_is_down_and_says_which(client, api, use_cli
         "ms": response.json()["checks"]["upstream"]["ms"],
     }
     assert response.json()["checks"]["database"]["ok"] is True
+
+
+def test_production_settings_pass_the_deployment_checklist(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "READ_DOT_ENV": "false",
+        "DEBUG": "false",
+        "SECRET_KEY": "k" * 20 + "-production-like-secret-key-0123456789",
+        "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
