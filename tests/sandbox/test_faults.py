@@ -1,0 +1,186 @@
+"""Injected faults on /v1 (sandbox/faults.py) and the /_sandbox/faults control endpoint."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from sandbox.faults import MODES, FaultError, validate
+
+
+def get(sb, path: str = "/v1/conversations", timeout: float = 5) -> requests.Response:
+    return requests.get(sb.base_url + path, headers=sb.auth_headers(), timeout=timeout)
+
+
+def test_no_fault_by_default(sb):
+    assert get(sb).status_code == 200
+
+
+def test_500(sb):
+    sb.set_fault(mode="500")
+    r = get(sb)
+    assert r.status_code == 500
+    assert r.json()["code"] == "system:error:internal-error"
+
+
+def test_502_is_an_html_gateway_page(sb):
+    sb.set_fault(mode="502")
+    r = get(sb)
+    assert r.status_code == 502
+    assert r.headers["Content-Type"] == "text/html"
+    assert "502 Bad Gateway" in r.text
+
+
+def test_503_unavailable_with_retry_after(sb):
+    sb.set_fault(mode="503", retry_after=7)
+    r = get(sb)
+    assert r.status_code == 503
+    assert r.headers["Retry-After"] == "7"
+    assert r.json()["title"] == "Service Unavailable."
+
+
+def test_429_with_retry_after(sb):
+    sb.set_fault(mode="429", retry_after=3)
+    r = get(sb)
+    assert r.status_code == 429
+    assert r.headers["Retry-After"] == "3"
+    assert r.json()["code"] == "http:error:too-many-requests"
+
+
+def test_401_whatever_the_token(sb):
+    sb.set_fault(mode="401")
+    r = get(sb)
+    assert r.status_code == 401
+    assert r.json()["code"] == "system:error:invalid-token"
+
+
+def test_malformed_json(sb):
+    sb.set_fault(mode="malformed")
+    r = get(sb)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/json"
+    with pytest.raises(requests.exceptions.JSONDecodeError):
+        r.json()
+
+
+def test_wrong_shape(sb):
+    sb.set_fault(mode="wrong_shape")
+    shapes = set()
+    for _ in range(8):
+        r = get(sb)
+        assert r.status_code == 200
+        body = r.json()
+        assert not (isinstance(body, dict) and isinstance(body.get("_embedded"), dict))
+        shapes.add(repr(body))
+    assert len(shapes) > 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "cause"), [("reset", "ConnectionResetError"), ("close", "RemoteDisconnected")]
+)
+def test_connection_dropped(sb, mode, cause):
+    sb.set_fault(mode=mode)
+    with pytest.raises(requests.exceptions.ConnectionError) as info:
+        get(sb)
+    assert cause in repr(info.value)
+    sb.clear_faults()
+    assert get(sb).status_code == 200
+
+
+def test_timeout_holds_longer_than_the_client_waits(sb):
+    sb.set_fault(mode="timeout", timeout_seconds=2)
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        get(sb, timeout=0.3)
+    assert time.monotonic() - started < 1.5
+    sb.clear_faults()  # releases the held request
+
+
+def test_timeout_expires_with_a_closed_connection(sb):
+    sb.set_fault(mode="timeout", timeout_seconds=0.2)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        get(sb, timeout=3)
+
+
+def test_slow_answers_after_the_hold(sb):
+    sb.set_fault(mode="slow", timeout_seconds=0.3)
+    started = time.monotonic()
+    r = get(sb)
+    assert r.status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_latency(sb):
+    sb.set_fault(latency_ms=150)
+    started = time.monotonic()
+    assert get(sb).status_code == 200
+    assert time.monotonic() - started >= 0.15
+    started = time.monotonic()
+    requests.get(sb.base_url + "/_sandbox/healthz", timeout=5).close()
+    assert time.monotonic() - started < 0.15  # control endpoints are not delayed
+
+
+def test_rate_is_a_probability(sb):
+    sb.set_fault(mode="500", rate=0.0)
+    assert {get(sb).status_code for _ in range(5)} == {200}
+    sb.set_fault(rate=0.5)
+    statuses = [get(sb, "/v1/users").status_code for _ in range(40)]
+    assert set(statuses) == {200, 500}
+
+
+def test_path_prefix_filter(sb):
+    sb.set_fault(mode="500", path_prefix="/v1/users")
+    assert get(sb, "/v1/users").status_code == 500
+    assert get(sb, "/v1/conversations").status_code == 200
+
+
+def test_faults_never_touch_control_endpoints(sb):
+    sb.set_fault(mode="reset")
+    r = requests.get(sb.base_url + "/_sandbox/faults", timeout=5)
+    assert r.status_code == 200
+    assert r.json()["mode"] == "reset"
+
+
+def test_faults_endpoint_get_put_delete(sb):
+    url = sb.base_url + "/_sandbox/faults"
+    with requests.Session() as s:
+        initial = s.get(url, timeout=5).json()
+        assert initial == {
+            "mode": "none",
+            "rate": 1.0,
+            "retry_after": 2,
+            "latency_ms": 0,
+            "path_prefix": None,
+            "timeout_seconds": 30.0,
+        }
+        r = s.put(url, json={"mode": "429", "retry_after": 5}, timeout=5)
+        assert r.status_code == 200
+        assert r.json() == initial | {"mode": "429", "retry_after": 5}
+        r = s.put(url, json={"rate": 0.25}, timeout=5)  # merges
+        assert r.json()["mode"] == "429"
+        assert r.json()["rate"] == 0.25
+        assert get(sb).status_code in (200, 429)
+        for bad in ({"mode": "explode"}, {"rate": 2}, {"bogus": 1}, {"latency_ms": -1}):
+            r = s.put(url, json=bad, timeout=5)
+            assert r.status_code == 400, bad
+            assert r.json()["code"] == "sandbox:error:bad-request"
+        r = s.put(url, data=b"not json", timeout=5)
+        assert r.status_code == 400
+        r = s.delete(url, timeout=5)
+        assert r.status_code == 200
+        assert r.json() == initial
+        assert s.post(url, timeout=5).status_code == 405
+
+
+def test_validate_unit():
+    assert validate({"mode": None}) == {"mode": "none"}
+    assert validate({"path_prefix": ""}) == {"path_prefix": None}
+    assert set(MODES) >= {"none", "500", "503", "429", "timeout", "reset", "malformed", "401"}
+    with pytest.raises(FaultError):
+        validate({"retry_after": 1.5})
+    with pytest.raises(FaultError):
+        validate({"rate": True})
+    with pytest.raises(FaultError):
+        validate(["mode"])  # type: ignore[arg-type]
