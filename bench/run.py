@@ -1,0 +1,643 @@
+"""`make bench`: the dashboard under gunicorn on the sandbox with injected upstream latency.
+
+1. A temporary key pair; the sandbox (seed 42, 300 conversations, one of 10,000 events, live
+   activity off) with --latency-ms on every /v1 reply; the dashboard under gunicorn (2 gthread
+   workers, DEBUG off, SQLite in the temporary directory, a dedicated Redis database as the cache
+   shared by the workers), migrated, static files collected, a staff user created.
+2. Simulated staff (threads, one `requests.Session` each, logged in through /login/) run the
+   scenarios below; upstream calls come from the sandbox's /_sandbox/stats deltas.
+3. One table of targets with the measured value and PASS/MISS, then the details; the same as
+   Markdown in bench-results/results.md (with the raw figures in results.json).
+Everything started is stopped at the end, on errors and on Ctrl-C.
+
+    make bench                          # about 2 minutes
+    make bench BENCH_ARGS=--quick       # about 1 minute
+    make bench BENCH_ARGS="--latency-ms 200 --cache locmem"
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: `python bench/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import load, report
+from bench.stack import ROOT, STAFF_USERNAME, Stack, StackError, redis_available
+
+CACHE_SECONDS = 2.0  # the dashboard's UPSTREAM_CACHE_SECONDS default
+JWT_TTL_SECONDS = 900  # VONAGE_JWT_TTL_SECONDS default
+MEMORY_TARGET_MB = 150
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--quick", action="store_true", help="shorter phases (about 1 minute in all)")
+    add("--latency-ms", type=int, default=80, help="upstream latency the sandbox adds (80)")
+    add("--interval", type=float, default=5.0, help="poll interval of the viewers, s (5)")
+    add("--viewers", type=int, default=50, help="concurrent viewers polling one conversation")
+    add("--poll-seconds", type=float, default=None, help="polling phase length (30; quick 15)")
+    add("--seconds", type=float, default=None, help="each throughput phase, s (15; quick 4)")
+    add("--threads", type=int, default=8, help="client threads of the throughput phases (8)")
+    add("--staff", type=int, default=4, help="concurrent staff opening conversations (4)")
+    add("--visits", type=int, default=None, help="conversations opened cold (100; quick 20)")
+    add("--events-rounds", type=int, default=None, help="big/small events samples (20; quick 6)")
+    add("--cache", choices=("auto", "redis", "locmem"), default="auto",
+        help="the dashboard's cache: Redis (shared by the workers) or per-process locmem; "
+        "auto = Redis when it answers")  # fmt: skip
+    add("--redis-url", default="redis://127.0.0.1:6379/14",
+        help="a Redis database the bench may flush (default db 14)")  # fmt: skip
+    add("--workers", type=int, default=2, help="gunicorn workers (2)")
+    add("--gunicorn-threads", type=int, default=8, help="threads per gunicorn worker (8)")
+    add("--output", type=Path, default=ROOT / "bench-results", help="where results go")
+    add("--env", action="append", default=[], metavar="NAME=VALUE",
+        help="a setting for the dashboard, e.g. UPSTREAM_CACHE_SECONDS=3 (repeatable)")  # fmt: skip
+    add("--keep-logs", action="store_true", help="keep the temporary directory and its logs")
+    add("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    defaults = {
+        "poll_seconds": (30.0, 15.0),
+        "seconds": (15.0, 4.0),
+        "visits": (100, 20),
+        "events_rounds": (20, 6),
+    }
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    for item in args.env:
+        if "=" not in item:
+            parser.error(f"--env takes NAME=VALUE, not {item!r}")
+    args.extra_env = dict(item.split("=", 1) for item in args.env)
+    return args
+
+
+# --- finding the conversations to use
+
+
+def embedded(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = body.get("_embedded") or []
+    if isinstance(value, dict):
+        value = value.get(key) or []
+    return value
+
+
+def discover(stack: Stack, need: int) -> dict[str, Any]:
+    """The big conversation, the one closest to 100 events, a live one, and others to open cold.
+
+    Read straight from the sandbox with the bench's own token, latency off, before measuring.
+    """
+    sandbox_state = stack.sandbox("GET", "/_sandbox/state")
+    world = sandbox_state["world"]
+    big = world["big_conversation_id"]
+    skip = {big, world.get("hostile_conversation_id")}
+    ids: list[str] = []
+    body = stack.api("/v1/conversations", page_size=100, order="asc")
+    while True:
+        ids += [c["id"] for c in embedded(body, "conversations")]
+        following = body.get("_links", {}).get("next", {}).get("href")
+        if not following:
+            break
+        body = stack.api(following)
+    info: dict[str, dict[str, Any]] = {}
+    for cid in ids:
+        if cid in skip:
+            continue
+        state = stack.api(f"/v1/conversations/{cid}").get("state")
+        events = stack.api(f"/v1/conversations/{cid}/events", page_size=100)
+        count = len(embedded(events, "events"))
+        if events.get("_links", {}).get("next"):
+            count = 100 + 1  # more than a page: not a "~100 events" candidate worth paging
+        info[cid] = {"state": state, "events": count}
+    small = min(info, key=lambda cid: (abs(info[cid]["events"] - 100), cid))
+    live = sorted(cid for cid, i in info.items() if i["state"] == "ACTIVE" and cid != small)
+    if not live:
+        raise StackError("the sandbox has no ACTIVE conversation to poll")
+    poll = live[0]
+    cold = sorted(cid for cid in info if cid not in (small, poll))
+    random.Random(42).shuffle(cold)
+    warmup, cold = cold[:4], cold[4:]
+    if len(cold) < need:
+        raise StackError(f"only {len(cold)} conversations to open cold; --visits {need} asked")
+    return {
+        "big": big,
+        "big_events": sandbox_state["config"]["big_conversation_events"],
+        "small": small,
+        "small_events": info[small]["events"],
+        "poll": poll,
+        "poll_events": info[poll]["events"],
+        "warmup": warmup,
+        "cold": cold[:need],
+    }
+
+
+# --- the phases
+
+
+def cache_seconds(args: argparse.Namespace) -> float:
+    return float(args.extra_env.get("UPSTREAM_CACHE_SECONDS", CACHE_SECONDS))
+
+
+def upstream_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    endpoints = Counter(after.get("by_endpoint", {}))
+    endpoints.subtract(before.get("by_endpoint", {}))
+    return {
+        "requests": after.get("requests", 0) - before.get("requests", 0),
+        "by_endpoint": {k: v for k, v in sorted(endpoints.items()) if v},
+    }
+
+
+def short_endpoint(name: str) -> str:
+    return (
+        name.removeprefix("GET ")
+        .replace("/v1/conversations/{id}", "conv/{id}")
+        .replace("/v1/conversations", "conversations")
+    )
+
+
+def phase_throughput(
+    args: argparse.Namespace, stack: Stack, rec: load.Recorder, staff: list[load.Staff]
+) -> dict[str, Any]:
+    log(f"throughput: /healthz, then the list page, {args.threads} threads x {args.seconds:g} s")
+    anonymous = [load.Staff(stack.dashboard_url, rec) for _ in range(args.threads)]
+    for browser in anonymous:
+        browser.get("warmup", "/healthz")
+    cpu = stack.worker_cpu_seconds()
+    healthz_seconds = load.closed_loop(
+        anonymous, args.seconds, lambda b: b.get("healthz", "/healthz")
+    )
+    healthz_cpu = stack.worker_cpu_seconds() - cpu
+    for browser in anonymous:
+        browser.close()
+    browsers = staff[: args.threads]
+    for browser in browsers:
+        browser.get("warmup", "/conversations/")
+    before = stack.upstream_stats()
+    cpu = stack.worker_cpu_seconds()
+    list_seconds = load.closed_loop(
+        browsers, args.seconds, lambda b: b.get("list-cached", "/conversations/")
+    )
+    list_cpu = stack.worker_cpu_seconds() - cpu
+    upstream = upstream_delta(before, stack.upstream_stats())
+    return {
+        "healthz_cpu_ms": healthz_cpu * 1000 / max(len(rec.samples["healthz"]), 1),
+        "list_cpu_ms": list_cpu * 1000 / max(len(rec.samples["list-cached"]), 1),
+        "healthz_rps": len(rec.samples["healthz"]) / healthz_seconds,
+        "list_rps": len(rec.samples["list-cached"]) / list_seconds,
+        "list_upstream": upstream,
+        "list_upstream_per_min": upstream["requests"] * 60 / list_seconds,
+        "list_seconds": list_seconds,
+    }
+
+
+def phase_staff(
+    args: argparse.Namespace,
+    stack: Stack,
+    rec: load.Recorder,
+    staff: list[load.Staff],
+    conversations: list[str],
+) -> dict[str, Any]:
+    log(
+        f"staff: {args.staff} staff open {len(conversations)} conversations, each one once "
+        "(list, detail, events tab, htmx tab switch)"
+    )
+    before = stack.upstream_stats()
+    started = time.monotonic()
+    shares = [conversations[i :: args.staff] for i in range(args.staff)]
+    load.in_threads(args.staff, lambda i: load.staff_visits(staff[i], shares[i]))
+    elapsed = time.monotonic() - started
+    upstream = upstream_delta(before, stack.upstream_stats())
+    kinds = ("list", "detail", "events-tab", "tab-switch")
+    views = sum(len(rec.samples[k]) for k in kinds)
+    return {
+        "visits": len(conversations),
+        "page_views": views,
+        "seconds": elapsed,
+        "rps": views / elapsed,
+        "upstream": upstream,
+        "upstream_per_view": upstream["requests"] / views,
+        "upstream_per_visit": {
+            short_endpoint(k): v / len(conversations) for k, v in upstream["by_endpoint"].items()
+        },
+    }
+
+
+def phase_events(
+    args: argparse.Namespace, stack: Stack, rec: load.Recorder, browser: load.Staff, world: dict
+) -> dict[str, Any]:
+    how = (
+        "the cache flushed before each"
+        if stack.cache == "redis"
+        else f"{cache_seconds(args) + 0.3:g} s apart so the cache expired"
+    )
+    log(
+        f"events: the events tab of the big and the small conversation, cold ({how}), "
+        f"{args.events_rounds} rounds"
+    )
+    pair = [("big", world["big"]), ("small", world["small"])]
+    for _name, cid in pair:  # compile the paths once before measuring
+        browser.get("warmup", f"/conversations/{cid}/events/")
+    for round_ in range(args.events_rounds):
+        if stack.cache != "redis":
+            time.sleep(cache_seconds(args) + 0.3)
+        for name, cid in pair if round_ % 2 == 0 else pair[::-1]:
+            stack.flush_cache()
+            browser.get(f"events-cold-{name}", f"/conversations/{cid}/events/")
+            browser.get(f"events-warm-{name}", f"/conversations/{cid}/events/")
+    p50 = {name: report.percentile(rec.samples[f"events-cold-{name}"], 50) for name, _ in pair}
+    return {"cold_how": how, "p50_big": p50["big"], "p50_small": p50["small"]}
+
+
+def phase_polling(
+    args: argparse.Namespace,
+    stack: Stack,
+    rec: load.Recorder,
+    staff: list[load.Staff],
+    conversation_id: str,
+) -> dict[str, Any]:
+    log(
+        f"polling: {args.viewers} viewers on one live conversation, both panels every "
+        f"{args.interval:g} s for {args.poll_seconds:g} s"
+    )
+    viewers = []
+    for i in range(args.viewers):
+        browser = load.Staff(stack.dashboard_url, rec)
+        browser.share_login(staff[i % len(staff)])
+        viewers.append(browser)
+    opened = threading.Barrier(args.viewers + 1)
+    started = threading.Event()
+    until: list[float] = []
+    rngs = [random.Random(1000 + i) for i in range(args.viewers)]
+
+    def run(i: int) -> None:
+        load.viewer(
+            viewers[i],
+            conversation_id,
+            opened=opened,
+            started=started,
+            until=until,
+            interval=args.interval,
+            rng=rngs[i],
+        )
+
+    failure: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            load.in_threads(args.viewers, run)
+        except BaseException as exc:
+            failure.append(exc)
+
+    runner = threading.Thread(target=guarded, daemon=True)
+    runner.start()
+    opened.wait(timeout=120)
+    before = stack.upstream_stats()
+    until.append(time.monotonic() + args.poll_seconds)
+    started.set()
+    runner.join()
+    # Polls are sent in [start, start + poll_seconds): the rate is over that window.
+    window = args.poll_seconds
+    upstream = upstream_delta(before, stack.upstream_stats())
+    for browser in viewers:
+        browser.close()
+    if failure:
+        raise failure[0]
+    per_interval = {
+        short_endpoint(k): v * args.interval / window for k, v in upstream["by_endpoint"].items()
+    }
+    return {
+        "window": window,
+        "upstream": upstream,
+        "per_interval": per_interval,
+        "per_minute": upstream["requests"] * 60 / window,
+        "polls": len(rec.samples["events-poll"]) + len(rec.samples["header-poll"]),
+    }
+
+
+# --- the tables
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> dict[str, Any]:
+    rec: load.Recorder = r["recorder"]
+    s = rec.samples
+    latency = args.latency_ms
+    rows = []
+
+    detail_target = (1.25 * latency + 15) / 1000
+    detail_p50 = report.percentile(s["detail"], 50)
+    rows.append(
+        [
+            f"Detail page p50, cold ({r['staff']['visits']} distinct conversations, "
+            f"{args.staff} staff at once; 2 upstream reads each)",
+            f"<= 1.25 x {latency} ms + 15 ms = {report.ms(detail_target)}",
+            report.ms(detail_p50),
+            verdict(detail_p50 <= detail_target),
+        ]
+    )
+
+    per_interval = r["polling"]["per_interval"]
+    worst = max(per_interval.values(), default=0.0)
+    breakdown = ", ".join(f"{k} {v:.2f}" for k, v in per_interval.items())
+    rows.append(
+        [
+            f"{args.viewers} viewers polling one conversation every {args.interval:g} s for "
+            f"{r['polling']['window']:.0f} s: upstream calls per endpoint per {args.interval:g} s",
+            "<= 2",
+            f"{worst:.2f} ({breakdown})",
+            verdict(worst <= 2),
+        ]
+    )
+
+    poll_p50 = report.percentile(s["events-poll"], 50)
+    nothing_new = rec.statuses["events-poll"].get("204", 0)
+    rows.append(
+        [
+            f"Events poll with nothing new (204), from the cache: p50 "
+            f"({nothing_new} of {len(s['events-poll'])} answered 204)",
+            "<= 10 ms",
+            report.ms(poll_p50),
+            verdict(poll_p50 <= 0.010),
+        ]
+    )
+
+    t = r["throughput"]
+    ratio = t["list_rps"] / t["healthz_rps"]
+    rows.append(
+        [
+            f"Cached list page throughput vs the bare /healthz view ({args.threads} threads, "
+            f"{args.seconds:g} s each)",
+            ">= 40%",
+            f"{ratio:.0%} ({t['list_rps']:.0f} vs {t['healthz_rps']:.0f} req/s)",
+            verdict(ratio >= 0.40),
+        ]
+    )
+
+    memory = r["memory"]
+    peak = max((m["hwm_mb"] for m in memory), default=float("nan"))
+    rows.append(
+        [
+            f"Memory per worker, peak RSS (VmHWM) of {len(memory)} workers",
+            f"<= {MEMORY_TARGET_MB} MB",
+            " / ".join(f"{m['hwm_mb']:.0f} MB" for m in memory) or "-",
+            verdict(peak <= MEMORY_TARGET_MB),
+        ]
+    )
+
+    e = r["events"]
+    events_ratio = e["p50_big"] / e["p50_small"]
+    rows.append(
+        [
+            f"Events tab p50, {r['world']['big_events']:,} events vs {r['world']['small_events']} "
+            f"events, cold ({e['cold_how']}; {args.events_rounds} each)",
+            "ratio ~1 (0.8-1.25)",
+            f"{events_ratio:.2f} ({report.ms(e['p50_big'])} vs {report.ms(e['p50_small'])})",
+            verdict(0.8 <= events_ratio <= 1.25),
+        ]
+    )
+
+    detail_rows = []
+    labels = {
+        "healthz": "/healthz (baseline: bare JsonResponse, no DB, no login)",
+        "list-cached": "list page, cached (closed loop)",
+        "login": "login (GET form + POST)",
+        "list": "staff: list page",
+        "detail": "staff: detail page (cold)",
+        "events-tab": "staff: events tab page (events read cold)",
+        "tab-switch": "staff: htmx tab switch to members (cached)",
+        "events-cold-big": "events tab, big conversation, cold",
+        "events-cold-small": "events tab, small conversation, cold",
+        "events-warm-big": "events tab, big conversation, cached",
+        "events-warm-small": "events tab, small conversation, cached",
+        "viewer-open": "viewers: events tab opened",
+        "events-poll": "viewers: events poll (#events-poller, HX-Target event-rows)",
+        "header-poll": "viewers: header poll (#conversation-header)",
+    }
+    rps = {
+        "healthz": t["healthz_rps"],
+        "list-cached": t["list_rps"],
+    }
+    for kind, label in labels.items():
+        values = s.get(kind) or []
+        if not values:
+            continue
+        statuses = ", ".join(f"{k} x{v}" for k, v in sorted(rec.statuses[kind].items()))
+        detail_rows.append(
+            [
+                label,
+                str(len(values)),
+                report.ms(report.percentile(values, 50)),
+                report.ms(report.percentile(values, 95)),
+                report.ms(report.percentile(values, 99)),
+                f"{rps[kind]:.0f}" if kind in rps else "",
+                statuses,
+            ]
+        )
+
+    staff = r["staff"]
+    polling = r["polling"]
+    jwt_seen = r["upstream_total"].get("jwt_ids_seen")
+    healthz_p50 = report.percentile(s["healthz"], 50)
+    list_p50 = report.percentile(s["list-cached"], 50)
+    figures = [
+        [
+            "Baseline /healthz",
+            f"p50 {report.ms(healthz_p50)}, {t['healthz_rps']:.0f} req/s",
+        ],
+        [
+            "Cached list page vs baseline",
+            f"p50 {report.ms(list_p50)} ({list_p50 / healthz_p50:.1f}x the baseline's), "
+            f"{t['list_rps']:.0f} req/s ({ratio:.0%}); upstream "
+            f"{t['list_upstream_per_min']:.0f} calls/min while serving it",
+        ],
+        [
+            "Worker CPU per request (gunicorn workers' utime+stime / requests)",
+            f"/healthz {t['healthz_cpu_ms']:.2f} ms, cached list page {t['list_cpu_ms']:.2f} ms "
+            f"({t['list_cpu_ms'] / t['healthz_cpu_ms']:.1f}x)",
+        ],
+        [
+            "Staff phase throughput",
+            f"{staff['page_views']} page views in {staff['seconds']:.1f} s = "
+            f"{staff['rps']:.1f} req/s with {args.staff} staff",
+        ],
+        [
+            "Upstream calls per page view (staff phase)",
+            f"{staff['upstream_per_view']:.2f}; per conversation opened: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in staff["upstream_per_visit"].items()),
+        ],
+        [
+            "Upstream calls per minute of polling",
+            f"{polling['per_minute']:.0f}/min for {args.viewers} viewers "
+            f"({polling['per_minute'] / args.viewers:.2f} per viewer-minute; "
+            f"{polling['polls']} polls in {polling['window']:.0f} s)",
+        ],
+        [
+            "JWTs signed by the dashboard (distinct jti seen upstream)",
+            (
+                f"{jwt_seen - stack.tokens_minted} over the run "
+                f"({r['upstream_total']['requests']} upstream calls by the dashboard; "
+                f"{args.workers} workers, "
+                f"TTL {JWT_TTL_SECONDS} s: one per worker per ~{JWT_TTL_SECONDS - 60} s)"
+            )
+            if jwt_seen is not None
+            else "not available from this sandbox",
+        ],
+        [
+            "Memory per worker now (VmRSS)",
+            " / ".join(f"{m['rss_mb']:.0f} MB" for m in memory) or "-",
+        ],
+    ]
+    return {"targets": rows, "details": detail_rows, "figures": figures}
+
+
+TARGET_HEADERS = ("Scenario", "Target", "Measured", "Result")
+DETAIL_HEADERS = ("Request", "n", "p50", "p95", "p99", "req/s", "statuses")
+FIGURE_HEADERS = ("Figure", "Measured")
+
+
+def describe_setup(args: argparse.Namespace, stack: Stack, world: dict[str, Any]) -> str:
+    cache = (
+        f"Redis ({args.redis_url}, flushed first)"
+        if stack.cache == "redis"
+        else "locmem (per worker: no coalescing across workers)"
+    )
+    return (
+        f"upstream latency {args.latency_ms} ms; gunicorn {args.workers} gthread workers x "
+        f"{args.gunicorn_threads} threads; cache {cache}; DEBUG off; SQLite; "
+        + "".join(f"{k}={v}; " for k, v in args.extra_env.items())
+        + f"{os.cpu_count()} CPUs; Python {platform.python_version()}; "
+        f"sandbox seed 42, big {world['big']}, small {world['small']}, polled {world['poll']}"
+    )
+
+
+def render(tables: dict[str, Any], markdown: bool) -> str:
+    draw = report.markdown_table if markdown else report.text_table
+    return "\n\n".join(
+        [
+            draw(TARGET_HEADERS, tables["targets"]),
+            draw(DETAIL_HEADERS, tables["details"]),
+            draw(FIGURE_HEADERS, tables["figures"]),
+        ]
+    )
+
+
+# --- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.cache == "auto":
+        args.cache = "redis" if redis_available(args.redis_url) else "locmem"
+        if args.cache == "locmem":
+            log(f"Redis does not answer at {args.redis_url}: using locmem (per-worker) caches")
+    elif args.cache == "redis" and not redis_available(args.redis_url):
+        log(f"Redis does not answer at {args.redis_url}")
+        return 2
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in background
+    began = time.monotonic()
+    stack = Stack(
+        latency_ms=args.latency_ms,
+        cache=args.cache,
+        redis_url=args.redis_url,
+        workers=args.workers,
+        threads=args.gunicorn_threads,
+        keep_logs=args.keep_logs,
+        extra_env=args.extra_env,
+    )
+    results: dict[str, Any] = {}
+    rec = load.Recorder()
+    staff: list[load.Staff] = []
+    try:
+        log(f"starting the sandbox and the dashboard (in {stack.tmp})")
+        stack.start(conversations=300, big_events=10_000)
+        log(f"sandbox {stack.sandbox_url}, dashboard {stack.dashboard_url}")
+        stack.set_latency(0)
+        world = discover(stack, args.visits)
+        stack.set_latency(args.latency_ms)
+        discovered = stack.upstream_stats()  # the dashboard's calls are counted from here
+
+        count = max(args.threads, args.staff, 1)
+        staff = [load.Staff(stack.dashboard_url, rec) for _ in range(count)]
+        log(f"logging in {count} staff sessions")
+        load.in_threads(count, lambda i: staff[i].login(STAFF_USERNAME, stack.password))
+        for i, browser in enumerate(staff):  # both workers load their templates and code paths
+            cid = world["warmup"][i % len(world["warmup"])]
+            browser.get("warmup", f"/conversations/{cid}/")
+            browser.get("warmup", f"/conversations/{cid}/events/")
+        stack.flush_cache()
+
+        results["throughput"] = phase_throughput(args, stack, rec, staff)
+        results["staff"] = phase_staff(args, stack, rec, staff, world["cold"])
+        results["events"] = phase_events(args, stack, rec, staff[0], world)
+        results["polling"] = phase_polling(args, stack, rec, staff, world["poll"])
+        results["memory"] = stack.worker_memory()
+        results["upstream_total"] = upstream_delta(discovered, stack.upstream_stats())
+        results["upstream_total"]["jwt_ids_seen"] = stack.upstream_stats().get("jwt_ids_seen")
+        results["world"] = world
+        results["recorder"] = rec
+        tables = build_tables(args, stack, results)
+        setup = describe_setup(args, stack, world)
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything")
+        return 130
+    except (StackError, load.BenchError) as exc:
+        log(f"failed: {exc}")
+        for name in ("gunicorn.log", "sandbox.log"):
+            tail = stack.log_tail(name)
+            if tail:
+                log(f"last lines of {name}:\n{tail}")
+        return 1
+    finally:
+        for browser in staff:
+            browser.close()
+        stack.close()
+
+    elapsed = time.monotonic() - began
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print()
+    print(f"Dashboard benchmark, {stamp}, {elapsed:.0f} s")
+    print(setup)
+    print()
+    print(render(tables, markdown=False))
+    args.output.mkdir(parents=True, exist_ok=True)
+    command = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
+    (args.output / "results.md").write_text(
+        f"# Dashboard benchmark\n\n`{command}` on {stamp} ({elapsed:.0f} s)\n\n{setup}\n\n"
+        + render(tables, markdown=True)
+        + "\n"
+    )
+    raw = {k: v for k, v in results.items() if k != "recorder"}
+    raw["samples_ms"] = {k: [round(x * 1000, 2) for x in v] for k, v in rec.samples.items()}
+    raw["statuses"] = {k: dict(v) for k, v in rec.statuses.items()}
+    (args.output / "results.json").write_text(json.dumps(raw, indent=1, default=str))
+    print(f"\nWritten: {args.output / 'results.md'} and results.json")
+    missed = [row[0] for row in tables["targets"] if row[-1] != "PASS"]
+    return 1 if (missed and args.strict) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
