@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 import threading
 import time
@@ -320,7 +321,8 @@ class ConversationClient:
                 return self._answer_from_entry(entry, cache_key, path)
             lock_key = cache_key + ":lock"
             deadline = time.monotonic() + self.config.total_budget
-            while not self.cache.add(lock_key, 1, timeout=self.config.total_budget + 1):
+            lock_seconds = _whole_seconds(self.config.total_budget + 1)
+            while not self.cache.add(lock_key, 1, timeout=lock_seconds):
                 # Another process is reading this key: wait for its answer instead of asking too.
                 if time.monotonic() > deadline:
                     raise self._with_stale(
@@ -354,13 +356,13 @@ class ConversationClient:
             # Every waiter gets this failure for a moment rather than asking upstream again;
             # while rate limited, for as long as upstream asked us to wait.
             hold = max(_FAILURE_SECONDS, exc.retry_after or 0)
-            self.cache.set(cache_key, ("error", exc), timeout=hold)
+            self.cache.set(cache_key, ("error", exc), timeout=_whole_seconds(hold))
             if isinstance(exc, RateLimited):
                 # A rate limit is for the whole application: every read waits it out.
-                self.cache.set(_COOLDOWN_KEY, time.time() + hold, timeout=hold)
+                self.cache.set(_COOLDOWN_KEY, time.time() + hold, timeout=_whole_seconds(hold))
             raise self._with_stale(exc, cache_key) from None
         now = time.time()
-        self.cache.set(cache_key, ("ok", value), timeout=self.config.cache_seconds)
+        self.cache.set(cache_key, ("ok", value), timeout=_whole_seconds(self.config.cache_seconds))
         self.cache.set(cache_key + ":stale", (now, value), timeout=self.config.stale_seconds)
         return value
 
@@ -476,6 +478,12 @@ def _error_for(response: requests.Response) -> UpstreamError | None:
     else:
         error = BadResponse(f"Unexpected status {status}", status=status, code=code)
     return error
+
+
+def _whole_seconds(seconds: float) -> int:
+    """A cache timeout in whole seconds, rounded up: Django's Redis backend truncates floats, and
+    a timeout that truncates to 0 means "do not store" (so no sharing and no coalescing)."""
+    return math.ceil(seconds) if seconds > 0 else 0
 
 
 def _retry_wait(error: UpstreamError | None, attempt: int) -> float | None:

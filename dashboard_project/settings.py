@@ -152,6 +152,8 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# Sessions read through the cache (Redis in production), written through to the database.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
 
@@ -213,7 +215,9 @@ UPSTREAM_TOTAL_BUDGET = env.float("UPSTREAM_TOTAL_BUDGET", default=15.0)
 UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", default=2)
 # How long an upstream read is reused from the cache (seconds); the last good copy is kept longer
 # so a failing upstream still shows (stale) data.
-UPSTREAM_CACHE_SECONDS = env.float("UPSTREAM_CACHE_SECONDS", default=2.0)
+# Whole seconds; at least half the refresh interval, so that viewers polling every
+# DASHBOARD_REFRESH_SECONDS share about one upstream read per endpoint per interval.
+UPSTREAM_CACHE_SECONDS = env.int("UPSTREAM_CACHE_SECONDS", default=3)
 UPSTREAM_STALE_SECONDS = env.int("UPSTREAM_STALE_SECONDS", default=600)
 
 # --- The dashboard

@@ -92,7 +92,7 @@ def sandbox():
 
 def sandbox_client(sandbox, **overrides) -> client_module.ConversationClient:
     """A client for the given sandbox: fast timeouts, so fault tests do not wait long."""
-    settings = {"cache_seconds": 0.5, "max_retries": 0, "read_timeout": 1.0, "total_budget": 2.0}
+    settings = {"cache_seconds": 1, "max_retries": 0, "read_timeout": 1.0, "total_budget": 2.0}
     return client_module.ConversationClient(
         client_module.ClientConfig(
             base_url=overrides.pop("base_url", sandbox.base_url),

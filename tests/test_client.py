@@ -450,15 +450,24 @@ def test_concurrent_reads_of_one_key_make_one_upstream_call(api):
 
 @responses.activate
 def test_on_failure_the_last_good_copy_comes_with_the_error(key_pair):
-    client = make_client(key_pair[0], cache_seconds=0.05, max_retries=0)
+    client = make_client(key_pair[0], cache_seconds=0, max_retries=0)  # no fresh copy kept
     responses.get(f"{API}/v1/conversations/{CON}", json=fixture("conversation.json"))
     good = client.get_conversation(CON)
-    time.sleep(0.1)  # the fresh copy expires
     responses.replace(responses.GET, f"{API}/v1/conversations/{CON}", status=500, json={})
     with pytest.raises(c.Unavailable) as caught:
         client.get_conversation(CON)
     assert caught.value.stale == good
     assert caught.value.stale_at is not None
+
+
+@responses.activate
+def test_a_fractional_cache_lifetime_still_caches(key_pair):
+    # Django's Redis cache truncates float timeouts, and 0 means "do not store": round up.
+    client = make_client(key_pair[0], cache_seconds=0.4, max_retries=0)
+    responses.get(f"{API}/v1/conversations/{CON}", json=fixture("conversation.json"))
+    client.get_conversation(CON)
+    client.get_conversation(CON)
+    assert len(responses.calls) == 1
 
 
 @responses.activate

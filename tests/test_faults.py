@@ -79,7 +79,7 @@ def test_each_fault_is_explained_everywhere_and_recovers(staff_client, on_sandbo
     targets = urls(on_sandbox)
     for label, url, target in targets:  # warm: the last good data to show while failing
         assert_healthy(fetch(staff_client, url, target), label)
-    time.sleep(0.6)  # past the short cache: the next reads go upstream and fail
+    time.sleep(1.05)  # past the short cache: the next reads go upstream and fail
     on_sandbox.set_fault(mode=mode, retry_after=1, timeout_seconds=5)
     for label, url, target in targets:
         assert_explained(fetch(staff_client, url, target), f"{mode} {label}")
