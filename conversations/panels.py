@@ -54,8 +54,8 @@ def describe(exc: UpstreamError) -> str:
             "VONAGE_APPLICATION_ID and the private key."
         )
     if isinstance(exc, Unavailable):
-        if settings.USING_SANDBOX:
-            return f"The local sandbox is unavailable: {exc.detail}. `make run` starts it."
+        if settings.USING_SANDBOX and exc.status is None:  # no answer at all, not an HTTP error
+            return f"The local sandbox does not answer ({exc.detail}): `make run` starts it."
         return f"The Conversation API is unavailable: {exc.detail}."
     if isinstance(exc, BadResponse):
         return "The Conversation API sent a response the dashboard could not read."

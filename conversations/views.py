@@ -226,6 +226,10 @@ def _detail(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRes
     }
     if "members" in outcomes:
         context.update(_members_context(outcomes["members"], interval, over))
+        if fragment == "members-panel":
+            # The list has only names and states; each member's record has its channel, times
+            # and initiator. Read after the list, so only the panel's own refresh pays for it.
+            context.update(_member_details(client, conversation_id, context["members"]))
     if "events" in outcomes:
         context.update(
             _events_context(
@@ -272,6 +276,24 @@ def _members_context(outcome: Outcome, interval: int, over: bool) -> dict[str, A
         "members_problem": _problem_of(
             outcome, "Couldn't load the members", None if over else interval
         ),
+    }
+
+
+# Members whose full record the Members tab reads; a conversation rarely has more.
+MEMBER_DETAILS_LIMIT = 50
+
+
+def _member_details(client: Any, conversation_id: str, members: list[Any]) -> dict[str, Any]:
+    reads = {
+        member.id: (lambda member_id=member.id: client.get_member(conversation_id, member_id))
+        for member in members[:MEMBER_DETAILS_LIMIT]
+    }
+    outcomes = concurrently(**reads) if reads else {}
+    detailed = [value_or_stale(outcomes[m.id]) or m if m.id in outcomes else m for m in members]
+    return {
+        "members": detailed,
+        "members_detailed": True,
+        "members_details_partial": len(members) > MEMBER_DETAILS_LIMIT,
     }
 
 

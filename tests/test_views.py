@@ -289,6 +289,47 @@ def test_the_detail_page_shows_metadata_and_the_members_tab(staff_client, upstre
 
 
 @pytest.mark.django_db
+def test_the_members_panel_loads_each_members_record(staff_client, upstream):
+    detail_mocks(upstream)
+    upstream.get(con_url(f"/members/{MEM}"), json=fixture("member.json"))
+    page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
+    assert "loading channel and times" in page, "the page itself reads only the list"
+    assert re.search(r'id="members-panel"[^>]*hx-trigger="load, every', page.replace("\n", " "))
+    assert not any(f"/members/{MEM}" in call.request.url for call in upstream.calls)
+
+    response = staff_client.get(
+        reverse("conversations:members", args=[CON]), **htmx("members-panel")
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "loading channel and times" not in html
+    assert "447700900" in html, "the member's channel, from its own record"
+    assert 'hx-trigger="every' in html, "then it only refreshes"
+    assert any(call.request.url == con_url(f"/members/{MEM}") for call in upstream.calls)
+
+
+@pytest.mark.django_db
+def test_a_member_whose_record_fails_keeps_its_list_row(staff_client, upstream):
+    detail_mocks(upstream)
+    upstream.get(con_url(f"/members/{MEM}"), status=503, json={})
+    response = staff_client.get(
+        reverse("conversations:members", args=[CON]), **htmx("members-panel")
+    )
+    assert response.status_code == 200
+    assert MEM in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_ended_conversation_still_loads_its_members_once(staff_client, upstream):
+    ended = copy.deepcopy(fixture("conversation.json"))
+    ended["state"] = "INACTIVE"
+    detail_mocks(upstream, ended)
+    page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
+    panel = re.search(r'<div id="members-panel"[^>]*>', page.replace("\n", " ")).group(0)
+    assert 'hx-trigger="load"' in panel and "data-poll" not in panel
+
+
+@pytest.mark.django_db
 def test_the_events_tab_is_a_real_url(staff_client, upstream):
     detail_mocks(upstream)
     upstream.get(con_url("/events"), json=events_page(7, 6, 5, next_cursor="older"))

@@ -43,6 +43,7 @@ def test_login_list_detail_tabs_and_back(page, dashboard, sandbox):
     page.goto(f"{dashboard.url}/conversations/{conversation.id}/")
     expect(page.locator("#tab-members")).to_have_attribute("aria-selected", "true")
     expect(page.locator(".member-table tbody tr").first).to_be_visible()
+    expect(page.locator(".member-table")).not_to_contain_text("loading channel", timeout=5000)
     screenshot(page, "conversation-members")
 
     mark_window(page)
