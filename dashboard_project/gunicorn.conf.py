@@ -16,3 +16,4 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 # The client's connection pool and token are per process: fork first, then build them.
 preload_app = False
+wsgi_app = "dashboard_project.wsgi"

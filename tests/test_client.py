@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -504,3 +506,23 @@ def test_concurrently_runs_reads_at_once_and_keeps_errors_apart(api):
     )
     assert outcomes["conversation"].value.id == CON and outcomes["conversation"].error is None
     assert isinstance(outcomes["user"].error, c.NotFound) and outcomes["user"].value is None
+
+
+@responses.activate
+def test_every_upstream_call_is_logged_on_one_line_without_secrets(api, key_pair, caplog):
+    caplog.set_level(logging.DEBUG, logger="conversations.upstream")
+    responses.get(f"{API}/v1/conversations/{CON}", status=503, json={})
+    responses.get(f"{API}/v1/conversations/{CON}", json=fixture("conversation.json"))
+    api.get_conversation(CON)
+    api.get_conversation(CON)  # from the cache
+    lines = [r.getMessage() for r in caplog.records if r.name == "conversations.upstream"]
+    path = f"/v1/conversations/{CON}"
+    assert re.fullmatch(
+        rf"upstream GET {path} cache=miss status=503 duration_ms=\d+ attempt=0 retrying", lines[0]
+    )
+    assert re.fullmatch(
+        rf"upstream GET {path} cache=miss status=200 duration_ms=\d+ attempt=1", lines[1]
+    )
+    assert lines[2] == f"upstream GET {path} cache=hit"
+    token = responses.calls[0].request.headers["Authorization"].split()[1]
+    assert token not in caplog.text and "PRIVATE" not in caplog.text
