@@ -70,66 +70,83 @@ def wait_for(url: str, seconds: float, process: subprocess.Popen) -> None:
     sys.exit(f"The sandbox did not answer at {url} within {seconds:.0f} s.")
 
 
+def stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # Ctrl-C (SIGINT) and a supervisor's SIGTERM both stop everything started here, even when
+    # this process was started with SIGINT ignored (as background jobs of a script are).
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     port = setting("PORT", "8000")
     env = dict(os.environ)
-    sandbox = None
-    if setting("VONAGE_APPLICATION_ID"):
-        print(
-            "VONAGE_APPLICATION_ID is set: running against",
-            setting("VONAGE_API_BASE_URL", "https://api.nexmo.com"),
-        )
-    else:
-        STATE.mkdir(mode=0o700, exist_ok=True)
-        private_key, public_key = STATE / "private.pem", STATE / "public.pem"
-        if not private_key.exists():
-            subprocess.run(
+    sandbox = dashboard = None
+    try:
+        if setting("VONAGE_APPLICATION_ID"):
+            print(
+                "VONAGE_APPLICATION_ID is set: running against",
+                setting("VONAGE_API_BASE_URL", "https://api.nexmo.com"),
+            )
+        else:
+            STATE.mkdir(mode=0o700, exist_ok=True)
+            private_key, public_key = STATE / "private.pem", STATE / "public.pem"
+            if not private_key.exists():
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "sandbox",
+                        "keygen",
+                        "--private-key",
+                        str(private_key),
+                        "--public-key",
+                        str(public_key),
+                    ],
+                    cwd=ROOT,
+                    check=True,
+                )
+            sandbox_port = setting("SANDBOX_PORT", "8001")
+            sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+            sandbox = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "sandbox",
-                    "keygen",
-                    "--private-key",
-                    str(private_key),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    sandbox_port,
                     "--public-key",
                     str(public_key),
+                    "--application-id",
+                    SANDBOX_APPLICATION_ID,
+                    "--activity-interval",
+                    setting("SANDBOX_ACTIVITY", "2"),
+                    "--latency-ms",
+                    setting("SANDBOX_LATENCY_MS", "0"),
                 ],
                 cwd=ROOT,
-                check=True,
             )
-        sandbox_port = setting("SANDBOX_PORT", "8001")
-        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        sandbox = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sandbox",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                sandbox_port,
-                "--public-key",
-                str(public_key),
-                "--application-id",
-                SANDBOX_APPLICATION_ID,
-                "--activity-interval",
-                setting("SANDBOX_ACTIVITY", "2"),
-                "--latency-ms",
-                setting("SANDBOX_LATENCY_MS", "0"),
-            ],
-            cwd=ROOT,
-        )
-        wait_for(f"{sandbox_url}/_sandbox/healthz", 20, sandbox)
-        env.update(
-            # settings.py points the dashboard at the sandbox on this port, with .sandbox's key.
-            SANDBOX_PORT=sandbox_port,
-            DEBUG=env.get("DEBUG", "true"),
-            SECURE_SSL_REDIRECT="false",
-            SESSION_COOKIE_SECURE="false",
-            CSRF_COOKIE_SECURE="false",
-        )
-    try:
+            wait_for(f"{sandbox_url}/_sandbox/healthz", 20, sandbox)
+            env.update(
+                # settings.py points the dashboard at the sandbox on this port, with .sandbox's key.
+                SANDBOX_PORT=sandbox_port,
+                DEBUG=env.get("DEBUG", "true"),
+                SECURE_SSL_REDIRECT="false",
+                SESSION_COOKIE_SECURE="false",
+                CSRF_COOKIE_SECURE="false",
+            )
         manage("migrate", "--noinput", "-v", "0", env=env)
         if sandbox is not None:
             username = setting("DEMO_USERNAME", "demo")
@@ -141,18 +158,19 @@ def main() -> None:
                 "  (data from the local sandbox; Ctrl-C stops everything)\n",
                 flush=True,
             )
-        manage("runserver", f"127.0.0.1:{port}", "--noreload", env=env)
+        dashboard = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=ROOT,
+            env=env,
+        )
+        sys.exit(dashboard.wait())
     except KeyboardInterrupt:
         pass
     except subprocess.CalledProcessError as exc:
         sys.exit(exc.returncode)
     finally:
-        if sandbox is not None and sandbox.poll() is None:
-            sandbox.send_signal(signal.SIGTERM)
-            try:
-                sandbox.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                sandbox.kill()
+        stop(dashboard)
+        stop(sandbox)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,91 @@
+"""`make run`'s script: the sandbox, the demo user, the dashboard; Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_run_serves_the_sandbox_demo_and_stops_everything(tmp_path, stop_signal):
+    port, sandbox_port = free_port(), free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "READ_DOT_ENV": "false",
+        "PORT": str(port),
+        "SANDBOX_PORT": str(sandbox_port),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DEMO_PASSWORD": "demo-password-for-the-test",
+        "SANDBOX_ACTIVITY": "0.5",
+    }
+    run = subprocess.Popen(
+        [sys.executable, "scripts/run.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    printed = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any("Log in as" in line for line in printed):
+            assert time.monotonic() < deadline, "".join(printed)
+            line = run.stdout.readline()
+            assert line or run.poll() is None, "".join(printed)
+            printed.append(line)
+        credentials = re.search(r"Log in as: (\S+) / (\S+)", "".join(printed))
+        assert credentials.groups() == ("demo", "demo-password-for-the-test")
+        assert f"http://127.0.0.1:{port}/" in "".join(printed)
+
+        base = f"http://127.0.0.1:{port}"
+        session = requests.Session()
+        for _ in range(100):  # runserver starts after the message
+            try:
+                session.get(base + "/login/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        page = session.post(
+            base + "/login/",
+            data={
+                "username": "demo",
+                "password": "demo-password-for-the-test",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": base + "/login/"},
+            timeout=10,
+        )
+        assert page.url == base + "/conversations/"
+        assert len(re.findall(r'href="/conversations/CON-', page.text)) >= 10
+        assert "sandbox" in page.text.lower()
+    finally:
+        run.send_signal(stop_signal)
+        run.wait(timeout=20)
+        run.stdout.close()
+    time.sleep(0.5)
+    assert not listening(port), "the dashboard stopped"
+    assert not listening(sandbox_port), "the sandbox stopped"
