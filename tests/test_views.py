@@ -345,6 +345,34 @@ def test_the_events_tab_is_a_real_url(staff_client, upstream):
 
 
 @pytest.mark.django_db
+def test_the_events_tab_filters_by_type_and_order_and_keeps_them_in_its_links(
+    staff_client, upstream
+):
+    detail_mocks(upstream)
+    upstream.get(con_url("/events"), json=events_page(1, 2, next_cursor="newer"))
+    response = staff_client.get(
+        reverse("conversations:events", args=[CON]),
+        {"event_type": "member:joined", "order": "asc", "page_size": "10"},
+    )
+    html = response.content.decode().replace("&amp;", "&")
+    url = next(c.request.url for c in upstream.calls if "/events" in c.request.url)
+    assert "event_type=member%3Ajoined" in url and "order=asc" in url and "page_size=10" in url
+    next_link = re.search(r'href="([^"]*cursor=newer[^"]*)"', html).group(1)
+    assert "event_type=member%3Ajoined" in next_link and "order=asc" in next_link
+    assert 'value="member:joined"' in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query", [{"event_type": "x" * 101}, {"order": "up"}, {"page_size": "7"}, {"after": "-1"}]
+)
+def test_bad_events_parameters_are_a_400_with_no_upstream_call(staff_client, upstream, query):
+    response = staff_client.get(reverse("conversations:events", args=[CON]), query)
+    assert response.status_code == 400
+    assert len(upstream.calls) == 0
+
+
+@pytest.mark.django_db
 def test_switching_tabs_swaps_only_the_tabs(staff_client, upstream):
     detail_mocks(upstream)
     upstream.get(con_url("/events"), json=events_page(3, 2, 1))
