@@ -103,10 +103,13 @@ class TokenSigner:
     def __init__(self, application_id: str, private_key_pem: str, ttl_seconds: int = 900) -> None:
         if not 30 <= ttl_seconds <= 86400:
             raise ValueError("JWT lifetime must be between 30 seconds and 24 hours")
+        from cryptography.hazmat.primitives.asymmetric import rsa
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         # Load (and so validate) the key once; the PEM text is not kept.
         self._key = load_pem_private_key(private_key_pem.encode(), password=None)
+        if not isinstance(self._key, rsa.RSAPrivateKey):  # RS256 needs RSA; EC would fail later
+            raise ValueError("the private key is not an RSA key")
         self.application_id = application_id
         self.ttl_seconds = ttl_seconds
         self._lock = threading.Lock()
@@ -352,6 +355,10 @@ class ConversationClient:
                 value = parse(payload)
             except schema.ShapeError as exc:
                 raise BadResponse(f"Unexpected response shape: {exc}") from None
+            except (TypeError, ValueError, AttributeError, OverflowError, RecursionError):
+                # Hostile data the parsers did not foresee is still only a bad response.
+                logger.warning("upstream GET %s unreadable response", path, exc_info=True)
+                raise BadResponse("Unexpected response shape") from None
         except UpstreamError as exc:
             # Every waiter gets this failure for a moment rather than asking upstream again;
             # while rate limited, for as long as upstream asked us to wait.
@@ -434,7 +441,7 @@ class ConversationClient:
             if error is None:
                 try:
                     return response.json()
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
                     raise BadResponse("The Conversation API sent malformed JSON") from None
             if not retrying:
                 raise error
@@ -452,7 +459,7 @@ def _error_for(response: requests.Response) -> UpstreamError | None:
         parsed = response.json()
         if isinstance(parsed, dict):
             body = parsed
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     code = body.get("code") if isinstance(body.get("code"), str) else ""
     if not code and isinstance(body.get("type"), str) and "#" in body["type"]:
@@ -473,6 +480,7 @@ def _error_for(response: requests.Response) -> UpstreamError | None:
         error.retry_after = _parse_retry_after(response.headers.get("Retry-After"))
     elif status >= 500:
         error = Unavailable(f"The Conversation API answered {status}", status=status, code=code)
+        error.retry_after = _parse_retry_after(response.headers.get("Retry-After"))
     elif status == 400:
         error = BadRequest(detail or "Bad request", status=status, code=code)
     else:
@@ -491,6 +499,8 @@ def _retry_wait(error: UpstreamError | None, attempt: int) -> float | None:
     if isinstance(error, RateLimited):
         return error.retry_after if error.retry_after is not None else 1.0 * 2**attempt
     if isinstance(error, Unavailable):
+        if error.retry_after is not None:  # a 503 may say when to come back
+            return error.retry_after
         return 0.2 * 2**attempt + random.uniform(0, 0.1)  # noqa: S311 - jitter, not crypto
     return None
 

@@ -11,6 +11,8 @@ import re
 
 from django import forms
 
+from . import ids
+
 PAGE_SIZES = (10, 25, 50, 100)
 ORDER_CHOICES = (("desc", "Newest first"), ("asc", "Oldest first"))
 CURSOR_PATTERN = r"[A-Za-z0-9+/=_%.~-]{1,1024}"
@@ -67,6 +69,10 @@ class ConversationListForm(_PagingForm):
         }
 
 
+# The largest event id a poller asks after; a larger (hostile) upstream id is never put in a URL.
+MAX_EVENT_ID = 2**53
+
+
 class EventsForm(_PagingForm):
     page_size = forms.TypedChoiceField(
         choices=[(n, str(n)) for n in PAGE_SIZES], coerce=int, required=False, empty_value=None
@@ -75,7 +81,7 @@ class EventsForm(_PagingForm):
         regex=rf"\A{EVENT_TYPE_PATTERN}\Z", required=False, max_length=100, label="Type"
     )
     # Only for polls: the newest event id on screen, and how far the poller has backed off.
-    after = forms.IntegerField(required=False, min_value=0, max_value=2**53)
+    after = forms.IntegerField(required=False, min_value=0, max_value=MAX_EVENT_ID)
     backoff = forms.IntegerField(required=False, min_value=0, max_value=MAX_BACKOFF_STEPS)
 
     default_page_size = 25
@@ -101,7 +107,13 @@ class UserDetailForm(forms.Form):
 
 class JumpForm(forms.Form):
     id = forms.CharField(max_length=300, strip=True, label="Jump to id")
-    conversation = forms.RegexField(regex=r"\ACON-[0-9A-Za-z-]{1,80}\Z", required=False)
+    conversation = forms.CharField(max_length=100, required=False)
+
+    def clean_conversation(self) -> str:
+        value = self.cleaned_data.get("conversation") or ""
+        if value and not ids.is_valid("conversation", value):
+            raise forms.ValidationError("That is not a conversation id.")
+        return value
 
 
 def _api_time(value: dt.datetime | None) -> str | None:

@@ -56,7 +56,7 @@ def _opt_int(value: Any, what: str) -> int | None:
         raise ShapeError(f"{what} is not a number")
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e999 is infinity
         raise ShapeError(f"{what} is not a number") from None
 
 
@@ -80,7 +80,10 @@ def parse_time(value: Any) -> dt.datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+        return None
 
 
 def cursor_from_href(href: Any) -> str | None:

@@ -13,8 +13,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from . import forms, ids
@@ -42,6 +44,9 @@ def _fragment(request: HtmxHttpRequest) -> str | None:
 
 
 def _invalid(request: HtmxHttpRequest, form: Any, title: str) -> HttpResponse:
+    if request.htmx:
+        # htmx does not swap a 400: have the browser load the URL as a page, with the message.
+        return HttpResponseClientRedirect(request.get_full_path())
     return render(
         request,
         "conversations/invalid.html",
@@ -59,7 +64,13 @@ def _not_found(request: HtmxHttpRequest, what: str, identifier: str) -> HttpResp
     )
 
 
-dashboard_view = [require_GET, vary_on_headers("HX-Request", "HX-Target"), staff_required]
+# never_cache: customer data is not kept by browsers or proxies (nor shown by Back after logout).
+dashboard_view = [
+    require_GET,
+    never_cache,
+    vary_on_headers("HX-Request", "HX-Target"),
+    staff_required,
+]
 
 
 def _dashboard(view: Any) -> Any:
@@ -82,10 +93,16 @@ def jump(request: HtmxHttpRequest) -> HttpResponse:
     form = forms.JumpForm(request.GET)
     if not form.is_valid():
         return _invalid(request, form, "Jump to an id")
-    found = {m.group(1): m.group(0) for m in forms.ID_IN_TEXT.finditer(form.cleaned_data["id"])}
-    conversation_id = found.get("CON") or form.cleaned_data.get("conversation")
-    if "MEM" in found and conversation_id and ids.is_valid("member", found["MEM"]):
-        return redirect("conversations:member", conversation_id, found["MEM"])
+    found = {
+        m.group(1): m.group(0)
+        for m in forms.ID_IN_TEXT.finditer(form.cleaned_data["id"])
+        if ids.kind_of(m.group(0))  # well formed, so the redirect's reverse() cannot fail
+    }
+    conversation_id = found.get("CON")
+    # The page the box is on names the conversation a pasted member id belongs to.
+    member_context = conversation_id or form.cleaned_data.get("conversation")
+    if "MEM" in found and member_context:
+        return redirect("conversations:member", member_context, found["MEM"])
     if "MEM" in found:
         message = (
             "A member id is only unique within its conversation: paste the conversation id with "
@@ -196,6 +213,8 @@ def _detail(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRes
 
     conversation_error = outcomes["conversation"].error
     if isinstance(conversation_error, NotFound):
+        if fragment:
+            return _gone(request, fragment)
         return _not_found(request, "Conversation", conversation_id)
     conversation = value_or_stale(outcomes["conversation"])
     failed = [o.error for o in outcomes.values() if o.error is not None]
@@ -240,6 +259,7 @@ def _detail(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRes
                 context.get("member_names", {}),
                 interval,
                 over,
+                backoff,
             )
         )
 
@@ -260,6 +280,24 @@ def _detail(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRes
     elif fragment is None and conversation is None:
         response.status_code = 503
     return response
+
+
+def _gone(request: HtmxHttpRequest, fragment: str) -> HttpResponse:
+    """A panel of a conversation that has since been deleted: say so, and stop its polling.
+
+    htmx does not swap a 404, so the panel would poll on in silence; 286 swaps and stops.
+    """
+    response = render(
+        request,
+        "conversations/gone.html",
+        {"fragment": fragment if fragment in GONE_TARGETS else None},
+    )
+    response.status_code = STOP_POLLING
+    return response
+
+
+# Panels that a deleted conversation's page may still poll or swap.
+GONE_TARGETS = ("conversation-header", "members-panel", "tabs", "event-rows")
 
 
 def _problem_of(outcome: Outcome, what: str, retry_in: int | None) -> Any:
@@ -287,6 +325,7 @@ def _member_details(client: Any, conversation_id: str, members: list[Any]) -> di
     reads = {
         member.id: (lambda member_id=member.id: client.get_member(conversation_id, member_id))
         for member in members[:MEMBER_DETAILS_LIMIT]
+        if ids.is_valid("member", member.id)  # a malformed upstream id is never put in a URL
     }
     outcomes = concurrently(**reads) if reads else {}
     detailed = [value_or_stale(outcomes[m.id]) or m if m.id in outcomes else m for m in members]
@@ -305,6 +344,7 @@ def _events_context(
     member_names: dict[str, str],
     interval: int,
     over: bool,
+    backoff: int,
 ) -> dict[str, Any]:
     data = form.cleaned_data
     page = value_or_stale(outcome)
@@ -315,7 +355,8 @@ def _events_context(
     at_live_edge = (order == "desc" and not data.get("cursor")) or (
         order == "asc" and page is not None and not page.next_cursor
     )
-    newest = max((e.id for e in events), default=None)
+    # A hostile id outside what a poll URL may carry is skipped, never put in the URL.
+    newest = max((e.id for e in events if 0 <= e.id <= forms.MAX_EVENT_ID), default=None)
     filters = {
         k: v
         for k, v in {
@@ -330,7 +371,11 @@ def _events_context(
         "events": [_event_row(e, member_names) for e in events],
         "events_form": form,
         "events_problem": _problem_of(outcome, "Couldn't load the events", interval),
-        "events_live": at_live_edge and not over and outcome.error is None,
+        # Live on stale data too (new events are asked for after the newest one shown); with no
+        # data at all, the whole tab is asked for again instead.
+        "events_live": at_live_edge and not over and page is not None,
+        "events_retry": page is None and not over,
+        "events_retry_url": _with_query(events_url, filters | {"backoff": backoff}),
         "poller_url": _with_query(events_url, filters | {"after": newest or 0}),
         "events_swap": "afterbegin" if order == "desc" else "beforeend",
         "events_next_url": _page_link_url(events_url, filters, page, "next_cursor"),
@@ -362,7 +407,7 @@ def _events_poll(
             event_type=data.get("event_type") or None,
         )
     except NotFound:
-        return HttpResponse(status=STOP_POLLING)
+        return _gone(request, "event-rows")
     except UpstreamError as exc:
         backoff = min(backoff + 1, forms.MAX_BACKOFF_STEPS)
         interval = poll_seconds(backoff, exc.retry_after)
@@ -380,8 +425,23 @@ def _events_poll(
             },
         )
     if not page.items:
-        response = HttpResponse(status=204)
-        return response
+        if backoff:
+            # Recovered with nothing new: put the poller back on its normal interval and clear
+            # the banner (a 204 would leave both as they were).
+            return render(
+                request,
+                "conversations/detail.html#events-poll",
+                {
+                    "new_events": [],
+                    "conversation_id": conversation_id,
+                    "tab_urls": {"events": request.path},
+                    "events_problem": None,
+                    "poller_url": _poll_url(request, after, 0),
+                    "poll_interval": poll_seconds(0),
+                    "events_swap": "afterbegin" if order == "desc" else "beforeend",
+                },
+            )
+        return HttpResponse(status=204)
     newest = max(e.id for e in page.items)
     names = _member_names(conversation_id)
     rows = [_event_row(e, names, new=True) for e in page.items]

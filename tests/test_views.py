@@ -513,8 +513,14 @@ def test_a_poll_for_a_deleted_conversation_stops(staff_client, upstream):
 
 
 @pytest.mark.django_db
-def test_a_poll_with_a_bad_after_is_a_400(staff_client, upstream):
-    assert poll(staff_client, "x").status_code == 400
+def test_bad_parameters_in_an_htmx_request_load_the_page_that_explains_them(
+    staff_client, upstream
+):
+    # htmx does not swap a 400, so it is told to load the URL as a page, which is the 400.
+    response = poll(staff_client, "x")
+    assert response.status_code == 200
+    assert response["HX-Redirect"].endswith("?after=x")
+    assert staff_client.get(response["HX-Redirect"]).status_code == 400
     assert len(upstream.calls) == 0
 
 
