@@ -66,7 +66,7 @@ test-production: $(VENV)/.dev browser-deps node_modules/axe-core/axe.min.js
 	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
 
 check-deploy: $(VENV)/.runtime
-	DEBUG=false SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	DEBUG=false DASHBOARD_SANDBOX=true SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https \
 	$(PY) manage.py check --deploy --fail-level WARNING
 

@@ -27,7 +27,11 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
                 return HttpResponseClientRedirect(login["Location"])
             return login
         if not (user.is_active and user.is_staff):
-            return render(request, "403.html", {"title": "Staff only"}, status=403)
+            response = render(request, "403.html", {"title": "Staff only"}, status=403)
+            if getattr(request, "htmx", False):
+                # A poll of a page whose user lost staff status: reload it, to show this page.
+                response["HX-Refresh"] = "true"
+            return response
         return view(request, *args, **kwargs)
 
     wrapper.staff_required = True  # type: ignore[attr-defined]  # the access test looks for it

@@ -47,10 +47,15 @@ def clip(value: str, limit: int = VALUE_LIMIT) -> str:
     return value if len(value) <= limit else value[: limit - 1] + ELLIPSIS
 
 
+# Bidi embeddings, overrides and isolates: inside a summary sentence, one in a name (U+202E) would
+# reorder the words after it. Right-to-left text itself needs none of them to show correctly.
+_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+
 def _s(value: Any, limit: int = VALUE_LIMIT) -> str:
     """A string or number as clipped text; "" for None, booleans, containers and the rest."""
     if isinstance(value, str):
-        return clip(value, limit)
+        return clip(value.translate(_BIDI_CONTROLS), limit)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return ""
     try:

@@ -10,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .client import UpstreamError, get_client
+from .client import RateLimited, UpstreamError, get_client
 
 
 @never_cache
@@ -25,6 +25,10 @@ def _timed(check) -> dict:
     try:
         check()
         result = {"ok": True}
+    except RateLimited:
+        # Reachable and answering: being rate limited is no reason to take this instance out of
+        # a load balancer (every instance shares the limit, so all would go).
+        result = {"ok": True, "note": "rate limited"}
     except UpstreamError as exc:
         result = {"ok": False, "error": type(exc).__name__}
     except Exception as exc:  # a probe reports any failure, it never raises

@@ -164,7 +164,8 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
     }
     fragment = _fragment(request)
     template = "conversations/list.html" + ("#results" if fragment == "results" else "")
-    return render(request, template, context, status=_status(fragment, page, trouble))
+    response = render(request, template, context, status=_status(fragment, page, trouble))
+    return _mark_degraded(response, trouble is not None)
 
 
 # --- conversation detail with its two tabs
@@ -272,6 +273,7 @@ def _detail(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRes
     else:
         template, stop = "conversations/detail.html", False
     response = render(request, template, context)
+    _mark_degraded(response, bool(failed))
     if stop:
         response.status_code = STOP_POLLING
         if fragment == "conversation-header":
@@ -411,18 +413,21 @@ def _events_poll(
     except UpstreamError as exc:
         backoff = min(backoff + 1, forms.MAX_BACKOFF_STEPS)
         interval = poll_seconds(backoff, exc.retry_after)
-        return render(
-            request,
-            "conversations/detail.html#events-poll",
-            {
-                "new_events": [],
-                "conversation_id": conversation_id,
-                "tab_urls": {"events": request.path},
-                "events_problem": problem("Couldn't check for new events", exc, interval),
-                "poller_url": _poll_url(request, after, backoff),
-                "poll_interval": interval,
-                "events_swap": "afterbegin" if order == "desc" else "beforeend",
-            },
+        return _mark_degraded(
+            render(
+                request,
+                "conversations/detail.html#events-poll",
+                {
+                    "new_events": [],
+                    "conversation_id": conversation_id,
+                    "tab_urls": {"events": request.path},
+                    "events_problem": problem("Couldn't check for new events", exc, interval),
+                    "poller_url": _poll_url(request, after, backoff),
+                    "poll_interval": interval,
+                    "events_swap": "afterbegin" if order == "desc" else "beforeend",
+                },
+            ),
+            True,
         )
     if not page.items:
         if backoff:
@@ -631,6 +636,13 @@ def user_detail(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
 
 
 # --- helpers
+
+
+def _mark_degraded(response: HttpResponse, degraded: bool) -> HttpResponse:
+    """Tell live.js that this 200 carries a failure banner ("updated N s ago" must not reset)."""
+    if degraded:
+        response["X-Dashboard-Degraded"] = "1"
+    return response
 
 
 def _status(fragment: str | None, data: Any, trouble: Any) -> int:

@@ -122,7 +122,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -177,9 +177,31 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_HANDLER = env.str("AXES_HANDLER", default="axes.handlers.database.AxesDatabaseHandler")
+# With Redis, failures are counted there (shared by every worker and host, and cheap).
+AXES_HANDLER = env.str(
+    "AXES_HANDLER",
+    default="axes.handlers.cache.AxesCacheHandler"
+    if CACHES["default"]["BACKEND"].endswith("RedisCache")
+    else "axes.handlers.database.AxesDatabaseHandler",
+)
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+
+def _check_private_key(pem: str) -> None:
+    """Fail at start, naming the setting, when the key cannot sign RS256 JWTs."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ImproperlyConfigured(
+            "The key in VONAGE_PRIVATE_KEY_PATH or VONAGE_PRIVATE_KEY is not an unencrypted PEM "
+            "RSA private key (the one Vonage gave you for the application)."
+        )
+
 
 # --- The upstream Conversation API
 # With no VONAGE_APPLICATION_ID the dashboard runs on its embedded default, the local sandbox that
@@ -187,6 +209,14 @@ AXES_VERBOSE = False
 SANDBOX_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-000000000001"
 VONAGE_APPLICATION_ID = env.str("VONAGE_APPLICATION_ID", default="")
 USING_SANDBOX = not VONAGE_APPLICATION_ID
+# A production process (DEBUG off) without credentials is a mistake, not a demo: unless the
+# sandbox is asked for explicitly (the test suite, `make check-deploy`), stop and say so.
+if USING_SANDBOX and not DEBUG and not env.bool("DASHBOARD_SANDBOX", default=False):
+    raise ImproperlyConfigured(
+        "VONAGE_APPLICATION_ID is not set. Set it (with VONAGE_PRIVATE_KEY_PATH or "
+        "VONAGE_PRIVATE_KEY; see .env.example), or run the demo on the sandbox with `make run` "
+        "(or DEBUG=true, or DASHBOARD_SANDBOX=true)."
+    )
 if USING_SANDBOX:
     SANDBOX_PORT = env.int("SANDBOX_PORT", default=8001)
     VONAGE_APPLICATION_ID = SANDBOX_APPLICATION_ID
@@ -206,6 +236,7 @@ else:
         raise ImproperlyConfigured(
             f"VONAGE_PRIVATE_KEY_PATH names no readable file: {VONAGE_PRIVATE_KEY_PATH}"
         )
+    _check_private_key(VONAGE_PRIVATE_KEY or Path(VONAGE_PRIVATE_KEY_PATH).read_text())
 VONAGE_API_BASE_URL = VONAGE_API_BASE_URL.rstrip("/")
 VONAGE_JWT_TTL_SECONDS = env.int("VONAGE_JWT_TTL_SECONDS", default=900)
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=3.05)

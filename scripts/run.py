@@ -47,7 +47,7 @@ def manage(*args: str, env: dict[str, str]) -> None:
 
 
 def demo_password() -> str:
-    chosen = os.environ.get("DEMO_PASSWORD")
+    chosen = setting("DEMO_PASSWORD")
     if chosen:
         return chosen
     path = STATE / "demo_password"
@@ -139,14 +139,15 @@ def main() -> None:
                 cwd=ROOT,
             )
             wait_for(f"{sandbox_url}/_sandbox/healthz", 20, sandbox)
-            env.update(
-                # settings.py points the dashboard at the sandbox on this port, with .sandbox's key.
-                SANDBOX_PORT=sandbox_port,
-                DEBUG=env.get("DEBUG", "true"),
-                SECURE_SSL_REDIRECT="false",
-                SESSION_COOKIE_SECURE="false",
-                CSRF_COOKIE_SECURE="false",
-            )
+            # settings.py points the dashboard at the sandbox on this port, with .sandbox's key.
+            env["SANDBOX_PORT"] = sandbox_port
+        # A local run on plain HTTP, with the development server serving static files.
+        env.update(
+            DEBUG=setting("DEBUG", "true"),
+            SECURE_SSL_REDIRECT="false",
+            SESSION_COOKIE_SECURE="false",
+            CSRF_COOKIE_SECURE="false",
+        )
         manage("migrate", "--noinput", "-v", "0", env=env)
         if sandbox is not None:
             username = setting("DEMO_USERNAME", "demo")

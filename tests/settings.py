@@ -13,6 +13,7 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-production-0123456789")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.pop("VONAGE_APPLICATION_ID", None)  # tests build their own clients
+os.environ["DASHBOARD_SANDBOX"] = "true"  # without credentials and DEBUG, on purpose
 
 from dashboard_project.settings import *  # noqa: F403
 

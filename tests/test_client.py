@@ -526,3 +526,31 @@ def test_every_upstream_call_is_logged_on_one_line_without_secrets(api, key_pair
     assert lines[2] == f"upstream GET {path} cache=hit"
     token = responses.calls[0].request.headers["Authorization"].split()[1]
     assert token not in caplog.text and "PRIVATE" not in caplog.text
+
+
+@responses.activate
+def test_a_503_with_retry_after_is_retried_after_that_wait(api):
+    responses.get(
+        f"{API}/v1/conversations/{CON}", status=503, headers={"Retry-After": "3"}, json={}
+    )
+    responses.get(f"{API}/v1/conversations/{CON}", json=fixture("conversation.json"))
+    api.get_conversation(CON)
+    assert api.slept == [3.0]
+
+
+def test_a_key_that_is_not_rsa_cannot_sign_and_says_so():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    client = make_client(pem)
+    with pytest.raises(c.NotConfigured):
+        client.get_conversation(CON)

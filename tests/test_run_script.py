@@ -89,3 +89,68 @@ def test_run_serves_the_sandbox_demo_and_stops_everything(tmp_path, stop_signal)
     time.sleep(0.5)
     assert not listening(port), "the dashboard stopped"
     assert not listening(sandbox_port), "the sandbox stopped"
+
+
+def test_run_with_vonage_credentials_serves_that_api_and_creates_no_demo_user(tmp_path, sandbox):
+    """Pointed at another server that follows the contract (here an in-process sandbox)."""
+    key = tmp_path / "private.key"
+    key.write_text(sandbox.private_key_pem)
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "READ_DOT_ENV": "false",
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "VONAGE_APPLICATION_ID": sandbox.application_id,
+        "VONAGE_PRIVATE_KEY_PATH": str(key),
+        "VONAGE_API_BASE_URL": sandbox.base_url,
+        "DEBUG": "true",  # for the setup commands below; run.py sets it itself
+    }
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run(
+        [*manage, "ensure_staff_user", "--username", "ops"],
+        cwd=ROOT,
+        env=env | {"DEMO_PASSWORD": "ops-password-123"},
+        check=True,
+        timeout=60,
+    )
+    del env["DEBUG"]
+    run = subprocess.Popen(
+        [sys.executable, "scripts/run.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        session = requests.Session()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                session.get(base + "/login/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert run.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        page = session.post(
+            base + "/login/",
+            data={
+                "username": "ops",
+                "password": "ops-password-123",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": base + "/login/"},
+            timeout=10,
+        )
+        assert page.url == base + "/conversations/"
+        assert len(re.findall(r'href="/conversations/CON-', page.text)) >= 10
+        assert "sandbox-badge" not in page.text
+    finally:
+        run.send_signal(signal.SIGINT)
+        output = run.communicate(timeout=20)[0]
+    assert f"running against {sandbox.base_url}" in output
+    assert "Log in as" not in output, "no demo user on a real application"

@@ -39,6 +39,7 @@ def served(tmp_path_factory, sandbox):
         "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "STATIC_ROOT": str(tmp / "static"),  # not the repository's staticfiles/
         "VONAGE_APPLICATION_ID": sandbox.application_id,
         "VONAGE_PRIVATE_KEY_PATH": str(key),
         "VONAGE_API_BASE_URL": sandbox.base_url,

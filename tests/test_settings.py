@@ -50,6 +50,32 @@ def test_an_empty_secret_key_is_as_missing(tmp_path):
     assert "SECRET_KEY is not set" in result.stderr
 
 
+def test_debug_is_off_unless_set(tmp_path):
+    result = load_settings(tmp_path, SECRET_KEY="x" * 50, DASHBOARD_SANDBOX="true")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["DEBUG"] == "False"
+
+
+def test_production_without_credentials_stops_and_says_what_to_set(tmp_path):
+    result = load_settings(tmp_path, SECRET_KEY="x" * 50)
+    assert result.returncode != 0
+    assert "VONAGE_APPLICATION_ID is not set" in result.stderr
+
+
+def test_a_key_that_is_not_an_rsa_private_key_stops_the_start(tmp_path):
+    key = tmp_path / "private.key"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    result = load_settings(
+        tmp_path,
+        SECRET_KEY="x" * 50,
+        VONAGE_APPLICATION_ID="app",
+        VONAGE_PRIVATE_KEY_PATH=str(key),
+    )
+    assert result.returncode != 0
+    assert "not an unencrypted PEM RSA private key" in result.stderr
+    assert "not a key" not in result.stderr, "key material is never printed"
+
+
 def test_debug_runs_without_a_secret_key_on_the_sandbox(tmp_path):
     result = load_settings(tmp_path, DEBUG="true")
     assert result.returncode == 0, result.stderr
@@ -190,6 +216,7 @@ def test_production_settings_pass_the_deployment_checklist(tmp_path):
         "DEBUG": "false",
         "SECRET_KEY": "k" * 20 + "-production-like-secret-key-0123456789",
         "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+        "DASHBOARD_SANDBOX": "true",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -202,3 +229,13 @@ def test_production_settings_pass_the_deployment_checklist(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.django_db
+@responses.activate
+def test_readyz_stays_ready_while_rate_limited(client, api, use_client):
+    use_client(api)
+    responses.get(f"{API}/v1/conversations", status=429, headers={"Retry-After": "1"}, json={})
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["upstream"]["note"] == "rate limited"

@@ -1,7 +1,7 @@
 """The pages against a `responses`-faked API: what each page shows, its htmx fragments, its errors.
 
-The sandbox tests (tests/test_on_sandbox.py) run the same pages against the emulated API; these
-pin the exact upstream requests and the exact failure modes.
+The fault, hostile-data and browser tests run the same pages against the sandbox; these pin the
+exact upstream requests and the exact failure modes.
 """
 
 from __future__ import annotations
@@ -294,7 +294,9 @@ def test_the_members_panel_loads_each_members_record(staff_client, upstream):
     upstream.get(con_url(f"/members/{MEM}"), json=fixture("member.json"))
     page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
     assert "loading channel and times" in page, "the page itself reads only the list"
-    assert re.search(r'id="members-panel"[^>]*hx-trigger="load, every', page.replace("\n", " "))
+    panel = re.search(r'<div id="members-panel"[^>]*>', page.replace("\n", " ")).group(0)
+    assert 'hx-trigger="load"' in panel
+    assert "data-poll" not in panel, "pausing live updates must not stop this one-off load"
     assert not any(f"/members/{MEM}" in call.request.url for call in upstream.calls)
 
     response = staff_client.get(
@@ -304,7 +306,7 @@ def test_the_members_panel_loads_each_members_record(staff_client, upstream):
     assert response.status_code == 200
     assert "loading channel and times" not in html
     assert "447700900" in html, "the member's channel, from its own record"
-    assert 'hx-trigger="every' in html, "then it only refreshes"
+    assert 'hx-trigger="every' in html and "data-poll" in html, "then it refreshes, pausably"
     assert any(call.request.url == con_url(f"/members/{MEM}") for call in upstream.calls)
 
 
@@ -513,9 +515,7 @@ def test_a_poll_for_a_deleted_conversation_stops(staff_client, upstream):
 
 
 @pytest.mark.django_db
-def test_bad_parameters_in_an_htmx_request_load_the_page_that_explains_them(
-    staff_client, upstream
-):
+def test_bad_parameters_in_an_htmx_request_load_the_page_that_explains_them(staff_client, upstream):
     # htmx does not swap a 400, so it is told to load the URL as a page, which is the 400.
     response = poll(staff_client, "x")
     assert response.status_code == 200
@@ -622,3 +622,125 @@ def test_jump_explains_what_it_cannot_use(staff_client, upstream, text):
     response = staff_client.get(reverse("conversations:jump"), {"id": text})
     assert response.status_code == 400
     assert len(upstream.calls) == 0
+
+
+# --- review fixes: deleted conversations, recovery, retries, odd upstream data
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", ["conversation-header", "members-panel", "tabs"])
+def test_a_deleted_conversation_stops_its_panels_with_a_message(staff_client, upstream, target):
+    upstream.get(con_url(), status=404, json={"title": "Not found."})
+    upstream.get(con_url("/members"), status=404, json={"title": "Not found."})
+    response = staff_client.get(reverse("conversations:members", args=[CON]), **htmx(target))
+    html = response.content.decode()
+    assert response.status_code == 286, "htmx swaps it, then stops polling"
+    assert f'id="{target}"' in html
+    assert "no longer exists" in html
+
+
+@pytest.mark.django_db
+def test_a_deleted_conversation_stops_the_events_poller_with_a_message(staff_client, upstream):
+    upstream.get(con_url("/events"), status=404, json={"title": "Not found."})
+    response = poll(staff_client, 41)
+    assert response.status_code == 286
+    assert 'id="events-banner" hx-swap-oob="true"' in response.content.decode()
+    assert "no longer exists" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_backed_off_poller_returns_to_its_interval_when_nothing_is_new(
+    staff_client, upstream, settings
+):
+    settings.DASHBOARD_REFRESH_SECONDS = 5
+    upstream.get(con_url("/events"), json={"page_size": 100, "_links": {}})
+    response = poll(staff_client, 41, backoff=3)
+    html = response.content.decode()
+    assert response.status_code == 200, "a 204 would leave the slow poller in place"
+    poller = re.search(r'<div id="events-poller"[^>]*>', html).group(0)
+    assert 'hx-trigger="every 5s' in poller and "backoff" not in poller and "after=41" in poller
+    assert "problem-banner" not in html
+
+
+@pytest.mark.django_db
+def test_an_events_tab_that_failed_with_nothing_to_show_retries_itself(staff_client, upstream):
+    detail_mocks(upstream)
+    upstream.get(con_url("/events"), status=503, json={})
+    html = staff_client.get(reverse("conversations:events", args=[CON])).content.decode()
+    retry = re.search(r'<div id="events-retry"[^>]*>', html).group(0)
+    assert 'hx-target="#tabs"' in retry and "backoff=1" in retry
+    assert 'id="events-poller"' not in html, "no poller asks after an unknown newest event"
+
+
+@pytest.mark.django_db
+def test_hostile_event_ids_never_reach_the_poller_url(staff_client, upstream):
+    detail_mocks(upstream)
+    page = events_page(5)
+    page["_embedded"].append(dict(page["_embedded"][0], id=-7))
+    page["_embedded"].append(dict(page["_embedded"][0], id=2**60))
+    upstream.get(con_url("/events"), json=page)
+    html = staff_client.get(reverse("conversations:events", args=[CON])).content.decode()
+    assert re.search(r'id="events-poller"[^>]*after=5"', html)
+
+
+@pytest.mark.django_db
+def test_malformed_member_ids_from_upstream_are_not_read(staff_client, upstream):
+    members = copy.deepcopy(fixture("members_page.json"))
+    members["_embedded"]["members"][0]["id"] = "MEM-../../v1/users"
+    upstream.get(con_url(), json=fixture("conversation.json"))
+    upstream.get(con_url("/members"), json=members)
+    response = staff_client.get(
+        reverse("conversations:members", args=[CON]), **htmx("members-panel")
+    )
+    assert response.status_code == 200
+    assert all("/members/MEM-" not in call.request.url for call in upstream.calls)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"id": "hello", "conversation": "CON--x"},
+        {"id": MEM, "conversation": "CON-../x"},
+        {"id": "hello", "conversation": CON},
+    ],
+)
+def test_jump_refuses_what_is_not_an_id_whatever_the_page(staff_client, upstream, query):
+    assert staff_client.get(reverse("conversations:jump"), query).status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_member_id_pasted_on_a_conversation_page_goes_to_that_member(staff_client, upstream):
+    response = staff_client.get(reverse("conversations:jump"), {"id": MEM, "conversation": CON})
+    assert response["Location"] == reverse("conversations:member", args=[CON, MEM])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"id": "CON-1", "sequence_number": 1e999, "name": "x"}',
+        '{"id": "CON-1", "properties": {"ttl": -1e999}}',
+        "[" * 100_000 + "]" * 100_000,
+    ],
+)
+def test_absurd_numbers_and_nesting_are_a_banner_not_a_500(staff_client, upstream, body):
+    upstream.get(con_url(), body=body, content_type="application/json")
+    upstream.get(con_url("/members"), json=fixture("members_page.json"))
+    response = staff_client.get(reverse("conversations:detail", args=[CON]))
+    assert response.status_code == 503
+    assert "could not read" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_degraded_panel_says_so_to_live_js(staff_client, upstream):
+    upstream.get(f"{API}/v1/conversations", status=500, json={})
+    response = staff_client.get(reverse("conversations:list"), **htmx("results"))
+    assert response["X-Dashboard-Degraded"] == "1"
+
+
+@pytest.mark.django_db
+def test_dashboard_pages_are_never_cached(staff_client, upstream):
+    upstream.get(f"{API}/v1/conversations", json=fixture("conversations_page.json"))
+    response = staff_client.get(reverse("conversations:list"))
+    assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]

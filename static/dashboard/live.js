@@ -72,8 +72,11 @@
 
   document.addEventListener("htmx:afterRequest", function (event) {
     if (!isPoller(event.detail.elt)) { return; }
-    var status = event.detail.xhr ? event.detail.xhr.status : 0;
-    lastFailed = !(status === 200 || status === 204 || status === 286);
+    var xhr = event.detail.xhr;
+    var status = xhr ? xhr.status : 0;
+    // A panel that shows a failure banner (over its last good data) still answers 200.
+    var degraded = xhr && xhr.getResponseHeader("X-Dashboard-Degraded") === "1";
+    lastFailed = degraded || !(status === 200 || status === 204 || status === 286);
     if (!lastFailed) { lastUpdated = Date.now(); }
     renderUpdated();
   });
