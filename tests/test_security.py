@@ -162,6 +162,7 @@ def test_pages_carry_a_strict_content_security_policy(staff_client, upstream):
     html = response.content.decode()
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "no inline script"
     assert not re.search(r"\son[a-z]+=", html), "no inline event handlers"
+    assert "{#" not in html and "{%" not in html, "no template syntax leaks into the page"
 
 
 # --- secrets
