@@ -187,6 +187,7 @@ AXES_HANDLER = env.str(
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 
+
 def _check_private_key(pem: str) -> None:
     """Fail at start, naming the setting, when the key cannot sign RS256 JWTs."""
     from cryptography.hazmat.primitives.asymmetric import rsa
