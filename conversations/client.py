@@ -162,7 +162,10 @@ class ClientConfig:
 _CACHE_PREFIX = "capi:v1:"
 _FAILURE_SECONDS = 1.0  # how long a failed read answers every waiter without a new upstream call
 _COALESCE_POLL_SECONDS = 0.01
-_COOLDOWN_KEY = _CACHE_PREFIX + "rate-limit-cooldown"
+# While set, every read fails at once with the last good data: (until, "rate-limited" or
+# "unreachable"). A 429 is for the whole application; no answer at all means the API is down.
+_COOLDOWN_KEY = _CACHE_PREFIX + "cooldown"
+_UNREACHABLE_SECONDS = 3  # after a timeout or a refused connection, rather than wait every read
 
 
 class ConversationClient:
@@ -336,11 +339,16 @@ class ConversationClient:
                 if entry is not None:
                     return self._answer_from_entry(entry, cache_key, path)
             try:
-                cooldown_until = self.cache.get(_COOLDOWN_KEY)
-                if cooldown_until is not None and cooldown_until > time.time():
-                    error = RateLimited("Waiting out the Conversation API's rate limit", status=429)
-                    error.retry_after = cooldown_until - time.time()
-                    logger.info("upstream GET %s skipped: rate-limit cool-down", path)
+                cooldown = self.cache.get(_COOLDOWN_KEY)
+                if cooldown is not None and cooldown[0] > time.time():
+                    until, reason = cooldown
+                    error: UpstreamError
+                    if reason == "rate-limited":
+                        error = RateLimited("Waiting out the API's rate limit", status=429)
+                    else:
+                        error = Unavailable("The Conversation API did not answer a moment ago")
+                    error.retry_after = until - time.time()
+                    logger.info("upstream GET %s skipped: %s cool-down", path, reason)
                     raise self._with_stale(error, cache_key)
                 return self._fetch_and_store(path, params, parse, cache_key)
             finally:
@@ -366,12 +374,21 @@ class ConversationClient:
             self.cache.set(cache_key, ("error", exc), timeout=_whole_seconds(hold))
             if isinstance(exc, RateLimited):
                 # A rate limit is for the whole application: every read waits it out.
-                self.cache.set(_COOLDOWN_KEY, time.time() + hold, timeout=_whole_seconds(hold))
+                self._cool_down("rate-limited", hold)
+            elif isinstance(exc, Unavailable) and exc.status is None:
+                # No answer at all (timeout, refused, reset): the API is down, not one resource.
+                # Fail fast for a moment instead of making every read wait out its own timeout.
+                self._cool_down("unreachable", _UNREACHABLE_SECONDS)
             raise self._with_stale(exc, cache_key) from None
         now = time.time()
         self.cache.set(cache_key, ("ok", value), timeout=_whole_seconds(self.config.cache_seconds))
         self.cache.set(cache_key + ":stale", (now, value), timeout=self.config.stale_seconds)
         return value
+
+    def _cool_down(self, reason: str, seconds: float) -> None:
+        self.cache.set(
+            _COOLDOWN_KEY, (time.time() + seconds, reason), timeout=_whole_seconds(seconds)
+        )
 
     def _answer_from_entry(self, entry: Any, cache_key: str, path: str) -> Any:
         kind, value = entry

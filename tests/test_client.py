@@ -554,3 +554,29 @@ def test_a_key_that_is_not_rsa_cannot_sign_and_says_so():
     client = make_client(pem)
     with pytest.raises(c.NotConfigured):
         client.get_conversation(CON)
+
+
+@responses.activate
+def test_no_answer_at_all_makes_every_read_fail_fast_for_a_moment(key_pair, monkeypatch):
+    client = make_client(key_pair[0], max_retries=0)
+    responses.get(f"{API}/v1/conversations/{CON}", body=requests.ConnectionError("refused"))
+    responses.get(f"{API}/v1/users/{USR}", json=fixture("user.json"))
+    with pytest.raises(c.Unavailable):
+        client.get_conversation(CON)
+    with pytest.raises(c.Unavailable) as caught:  # another resource: no upstream call, no wait
+        client.get_user(USR)
+    assert len(responses.calls) == 1
+    assert 0 < caught.value.retry_after <= c._UNREACHABLE_SECONDS
+    later = time.time() + c._UNREACHABLE_SECONDS + 0.1
+    monkeypatch.setattr(c.time, "time", lambda: later)
+    assert client.get_user(USR).id == USR  # the window is over: read again
+
+
+@responses.activate
+def test_an_http_error_does_not_stop_other_reads(key_pair):
+    client = make_client(key_pair[0], max_retries=0)
+    responses.get(f"{API}/v1/conversations/{CON}", status=500, json={})
+    responses.get(f"{API}/v1/users/{USR}", json=fixture("user.json"))
+    with pytest.raises(c.Unavailable):
+        client.get_conversation(CON)
+    assert client.get_user(USR).id == USR

@@ -10,6 +10,7 @@ import time
 import pytest
 from django.urls import reverse
 
+from conversations import client as client_module
 from tests.conftest import sandbox_client
 
 FAULT_MODES = ["500", "502", "503", "429", "timeout", "reset", "close", "malformed", "wrong_shape"]
@@ -84,7 +85,10 @@ def test_each_fault_is_explained_everywhere_and_recovers(staff_client, on_sandbo
     for label, url, target in targets:
         assert_explained(fetch(staff_client, url, target), f"{mode} {label}")
     on_sandbox.clear_faults()
-    time.sleep(1.1)  # a failure is shared for a second (the rate-limit cool-down too)
+    # A failure is shared for a second (the rate-limit cool-down too); no answer at all makes
+    # every read fail fast for a few seconds.
+    no_answer = mode in ("timeout", "reset", "close")
+    time.sleep(client_module._UNREACHABLE_SECONDS + 0.1 if no_answer else 1.1)
     for label, url, target in targets:
         assert_healthy(fetch(staff_client, url, target), f"{mode} {label} after recovery")
 
