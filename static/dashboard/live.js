@@ -83,6 +83,12 @@
 
   document.addEventListener("htmx:load", function (event) { localTimes(event.detail.elt); });
 
+  // An upstream image_url that does not load (gone, or unreachable from here) is hidden rather
+  // than shown as a broken image. Error events do not bubble: listen in the capture phase.
+  document.addEventListener("error", function (event) {
+    if (event.target && event.target.tagName === "IMG") { event.target.hidden = true; }
+  }, true);
+
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden && !isPaused()) { refreshAll(); }
   });

@@ -178,6 +178,13 @@ def test_member_link_to_user_page_and_jump_box(page, dashboard, sandbox):
     page.locator(f"a[href$='/users/{member.user_id}/']").first.click()
     page.wait_for_url(f"**/users/{member.user_id}/")
     expect(page.locator("h1, h2").first).to_be_visible()
+    # The sandbox's avatar URLs do not load here: a broken image is hidden, not shown broken.
+    page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=5000)
+    broken = page.locator("img").evaluate_all(
+        "imgs => imgs.filter(i => i.naturalWidth === 0).map(i => i.hidden)"
+    )
+    assert broken, "the sandbox user has an avatar URL that cannot load here"
+    assert all(broken), "a broken image is hidden"
     screenshot(page, "user")
 
     page.fill("input[name=id]", f"  {conversation.id}  ")
