@@ -164,7 +164,7 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
     }
     fragment = _fragment(request)
     template = "conversations/list.html" + ("#results" if fragment == "results" else "")
-    response = render(request, template, context, status=_status(fragment, page, trouble))
+    response = render(request, template, context, status=_status(fragment, page))
     return _mark_degraded(response, trouble is not None)
 
 
@@ -272,15 +272,13 @@ def _detail(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRes
         template, stop = "conversations/detail.html#tabs", False
     else:
         template, stop = "conversations/detail.html", False
-    response = render(request, template, context)
+    response = render(request, template, context, status=_status(fragment, conversation))
     _mark_degraded(response, bool(failed))
     if stop:
         response.status_code = STOP_POLLING
         if fragment == "conversation-header":
             # Let the members panel take its final look once the conversation is over.
             response["HX-Trigger"] = "conversation-over"
-    elif fragment is None and conversation is None:
-        response.status_code = 503
     return response
 
 
@@ -357,8 +355,7 @@ def _events_context(
     at_live_edge = (order == "desc" and not data.get("cursor")) or (
         order == "asc" and page is not None and not page.next_cursor
     )
-    # A hostile id outside what a poll URL may carry is skipped, never put in the URL.
-    newest = max((e.id for e in events if 0 <= e.id <= forms.MAX_EVENT_ID), default=None)
+    newest = _newest_id(events)
     filters = {
         k: v
         for k, v in {
@@ -413,45 +410,45 @@ def _events_poll(
     except UpstreamError as exc:
         backoff = min(backoff + 1, forms.MAX_BACKOFF_STEPS)
         interval = poll_seconds(backoff, exc.retry_after)
+        trouble = problem("Couldn't check for new events", exc, interval)
         return _mark_degraded(
-            render(
-                request,
-                "conversations/detail.html#events-poll",
-                {
-                    "new_events": [],
-                    "conversation_id": conversation_id,
-                    "tab_urls": {"events": request.path},
-                    "events_problem": problem("Couldn't check for new events", exc, interval),
-                    "poller_url": _poll_url(request, after, backoff),
-                    "poll_interval": interval,
-                    "events_swap": "afterbegin" if order == "desc" else "beforeend",
-                },
-            ),
-            True,
+            _poll_answer(request, conversation_id, [], trouble, after, backoff, interval), True
         )
     if not page.items:
         if backoff:
             # Recovered with nothing new: put the poller back on its normal interval and clear
             # the banner (a 204 would leave both as they were).
-            return render(
-                request,
-                "conversations/detail.html#events-poll",
-                {
-                    "new_events": [],
-                    "conversation_id": conversation_id,
-                    "tab_urls": {"events": request.path},
-                    "events_problem": None,
-                    "poller_url": _poll_url(request, after, 0),
-                    "poll_interval": poll_seconds(0),
-                    "events_swap": "afterbegin" if order == "desc" else "beforeend",
-                },
-            )
+            return _poll_answer(request, conversation_id, [], None, after, 0, poll_seconds(0))
         return HttpResponse(status=204)
-    newest = max(e.id for e in page.items)
     names = _member_names(conversation_id)
     rows = [_event_row(e, names, new=True) for e in page.items]
     if order == "desc":
         rows.reverse()
+    newest = _newest_id(page.items) or after
+    return _poll_answer(
+        request,
+        conversation_id,
+        rows,
+        None,
+        newest,
+        0,
+        poll_seconds(0),
+        more_new=bool(page.next_cursor),  # more than one poll's worth arrived at once
+    )
+
+
+def _poll_answer(
+    request: HtmxHttpRequest,
+    conversation_id: str,
+    rows: list[dict[str, Any]],
+    trouble: Any,
+    after: int,
+    backoff: int,
+    interval: int,
+    *,
+    more_new: bool = False,
+) -> HttpResponse:
+    """New rows (maybe none), the poller replaced out of band, and the events banner."""
     return render(
         request,
         "conversations/detail.html#events-poll",
@@ -459,13 +456,19 @@ def _events_poll(
             "new_events": rows,
             "conversation_id": conversation_id,
             "tab_urls": {"events": request.path},
-            "events_problem": None,
-            "more_new": bool(page.next_cursor),
-            "poller_url": _poll_url(request, newest, 0),
-            "poll_interval": poll_seconds(0),
-            "events_swap": "afterbegin" if order == "desc" else "beforeend",
+            "events_problem": trouble,
+            "more_new": more_new,
+            "poller_url": _poll_url(request, after, backoff),
+            "poll_interval": interval,
+            "events_swap": "beforeend" if request.GET.get("order") == "asc" else "afterbegin",
         },
     )
+
+
+def _newest_id(events: list[Any]) -> int | None:
+    """The newest event id a poller may ask after; a hostile id outside that range is skipped,
+    never put in a URL (the poll form would refuse it on every poll)."""
+    return max((e.id for e in events if 0 <= e.id <= forms.MAX_EVENT_ID), default=None)
 
 
 def _member_names(conversation_id: str) -> dict[str, str]:
@@ -552,7 +555,7 @@ def member_detail(request: HtmxHttpRequest, conversation_id: str, member_id: str
             outcomes["conversation"], "Couldn't load the conversation", None
         ),
     }
-    return render(request, "conversations/member.html", context, status=_status(None, member, None))
+    return render(request, "conversations/member.html", context, status=_status(None, member))
 
 
 # --- users
@@ -585,7 +588,7 @@ def user_list(request: HtmxHttpRequest) -> HttpResponse:
         "next_url": _page_link("conversations:users", query, page, "next_cursor"),
         "prev_url": _page_link("conversations:users", query, page, "prev_cursor"),
     }
-    return render(request, "conversations/users.html", context, status=_status(None, page, trouble))
+    return render(request, "conversations/users.html", context, status=_status(None, page))
 
 
 @_dashboard
@@ -632,7 +635,7 @@ def user_detail(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
         "sessions_next_url": _cursor_url(base, query, "sessions_cursor", sessions, "next_cursor"),
         "sessions_prev_url": _cursor_url(base, query, "sessions_cursor", sessions, "prev_cursor"),
     }
-    return render(request, "conversations/user.html", context, status=_status(None, user, None))
+    return render(request, "conversations/user.html", context, status=_status(None, user))
 
 
 # --- helpers
@@ -645,7 +648,7 @@ def _mark_degraded(response: HttpResponse, degraded: bool) -> HttpResponse:
     return response
 
 
-def _status(fragment: str | None, data: Any, trouble: Any) -> int:
+def _status(fragment: str | None, data: Any) -> int:
     """200 whenever there is something to show; 503 for a full page that has nothing.
 
     Fragments are always 200: htmx does not swap error responses, and the banner must show.

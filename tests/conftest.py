@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,13 @@ from conversations import client as client_module
 FIXTURES = Path(__file__).parent / "fixtures"
 API = "https://api.test"
 APPLICATION_ID = "0b2d4f6a-8c1e-4a3b-9d5f-7e9a1c3b5d7f"
+
+
+def free_port() -> int:
+    """A local port nobody listens on (for a server to start on, or to be refused by)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def fixture(name: str) -> dict:

@@ -4,14 +4,13 @@ recovery by itself once the fault clears. Also how hard the dashboard hits a rat
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import pytest
 from django.urls import reverse
 
 from conversations import client as client_module
-from tests.conftest import sandbox_client
+from tests.conftest import free_port, sandbox_client
 
 FAULT_MODES = ["500", "502", "503", "429", "timeout", "reset", "close", "malformed", "wrong_shape"]
 FAULT_MODES += ["401"]
@@ -109,9 +108,7 @@ def test_a_wrong_key_is_a_401_explained_on_every_page(staff_client, sandbox, use
 
 @pytest.mark.django_db
 def test_connection_refused_is_explained_on_every_page(staff_client, sandbox, use_client):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listens on it
     use_client(sandbox_client(sandbox, base_url=f"http://127.0.0.1:{port}"))
     for label, url, target in urls(sandbox):
         response = fetch(staff_client, url, target)

@@ -14,18 +14,37 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def log_in(base: str, username: str, password: str, run: subprocess.Popen) -> requests.Response:
+    """Log in through the login form once the dashboard answers (it starts after the message)."""
+    session = requests.Session()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            session.get(base + "/login/", timeout=2)
+            break
+        except requests.ConnectionError:
+            assert run.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    return session.post(
+        base + "/login/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        headers={"Referer": base + "/login/"},
+        timeout=10,
+    )
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
@@ -62,23 +81,7 @@ def test_run_serves_the_sandbox_demo_and_stops_everything(tmp_path, stop_signal)
         assert f"http://127.0.0.1:{port}/" in "".join(printed)
 
         base = f"http://127.0.0.1:{port}"
-        session = requests.Session()
-        for _ in range(100):  # runserver starts after the message
-            try:
-                session.get(base + "/login/", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        page = session.post(
-            base + "/login/",
-            data={
-                "username": "demo",
-                "password": "demo-password-for-the-test",
-                "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            },
-            headers={"Referer": base + "/login/"},
-            timeout=10,
-        )
+        page = log_in(base, "demo", "demo-password-for-the-test", run)
         assert page.url == base + "/conversations/"
         assert len(re.findall(r'href="/conversations/CON-', page.text)) >= 10
         assert "sandbox" in page.text.lower()
@@ -127,25 +130,7 @@ def test_run_with_vonage_credentials_serves_that_api_and_creates_no_demo_user(tm
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        session = requests.Session()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                session.get(base + "/login/", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert run.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
-        page = session.post(
-            base + "/login/",
-            data={
-                "username": "ops",
-                "password": "ops-password-123",
-                "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            },
-            headers={"Referer": base + "/login/"},
-            timeout=10,
-        )
+        page = log_in(base, "ops", "ops-password-123", run)
         assert page.url == base + "/conversations/"
         assert len(re.findall(r'href="/conversations/CON-', page.text)) >= 10
         assert "sandbox-badge" not in page.text

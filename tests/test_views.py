@@ -744,3 +744,13 @@ def test_dashboard_pages_are_never_cached(staff_client, upstream):
     upstream.get(f"{API}/v1/conversations", json=fixture("conversations_page.json"))
     response = staff_client.get(reverse("conversations:list"))
     assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_a_poll_never_moves_its_poller_to_a_hostile_event_id(staff_client, upstream):
+    page = events_page(42)
+    page["_embedded"].append(dict(page["_embedded"][0], id=2**60))
+    upstream.get(con_url("/events"), json=page)
+    upstream.get(con_url("/members"), json=fixture("members_page.json"))
+    html = poll(staff_client, 41).content.decode()
+    assert re.search(r'id="events-poller"[^>]*after=42"', html)
