@@ -77,6 +77,16 @@ class Unavailable(UpstreamError):
     summary = "The Conversation API is unavailable"
 
 
+class StillLoading(Unavailable):
+    """A read did not finish within the page's budget (UPSTREAM_PAGE_BUDGET_SECONDS).
+
+    The read goes on in the background and fills the cache, so asking again a moment later usually
+    answers at once. `stale` holds the last good data, if any.
+    """
+
+    summary = "Still loading from the Conversation API"
+
+
 class BadResponse(UpstreamError):
     summary = "The Conversation API sent a response we could not read"
 
@@ -225,7 +235,12 @@ class ConversationClient:
         path = f"/v1/conversations/{_id('conversation', conversation_id)}/members"
         return self._page(path, _paging(page_size, order, cursor), "members", schema.parse_member)
 
-    def get_member(self, conversation_id: str, member_id: str) -> Member:
+    def get_member(
+        self, conversation_id: str, member_id: str, *, known_state: str | None = None
+    ) -> Member:
+        """One member's full record. With `known_state` (the state the member list shows), the
+        record is re-read only when that state changed: members panels poll every few seconds and
+        a member's channel, times and initiator only change with its state."""
         # Reference: GET /v1/conversations/{conversation_id}/members/{member_id}
         path = (
             f"/v1/conversations/{_id('conversation', conversation_id)}"
