@@ -1,7 +1,23 @@
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_safe
 
 from conversations import health, views
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """`/favicon.ico`, which browsers ask for on pages without `<link rel="icon">` (the 500 page,
+    `/healthz`): the static icon, which whitenoise serves. A temporary redirect, cached for a day,
+    because the static file's hashed name changes with its content."""
+    response = redirect(static("dashboard/favicon.svg"))
+    patch_cache_control(response, public=True, max_age=86400)
+    return response
+
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,5 +26,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("", include("conversations.urls")),
 ]
