@@ -4,22 +4,35 @@
  * Elements marked `data-poll` poll with htmx (`hx-trigger="every Ns, dashboard:refresh"`). This file:
  * - cancels their requests while the page is hidden or staff paused updates, and asks every poller
  *   for fresh data at once when the page becomes visible again or updates resume;
- * - keeps "updated N s ago" current;
- * - shows each <time data-local-time> in the viewer's local time on hover.
+ * - keeps "updated N s ago" current, and says when the last try failed;
+ * - shows each <time data-local-time> in UTC (as the server renders it) or in the viewer's local
+ *   time, as staff chose with the header's switch (remembered in localStorage);
+ * - labels table cells with their column's header, for the stacked layout of narrow screens.
  */
 (function () {
   "use strict";
 
   var PAUSE_KEY = "dashboard:paused";
+  var TIME_KEY = "dashboard:time-zone";  // "local", or anything else for UTC
   var lastUpdated = Date.now();
-  var lastFailed = false;
+  // Poller id -> true while that poller's last try failed. "Updated" resets only when none is
+  // failing, so one panel's success does not hide another's outage.
+  var failing = {};
 
-  function isPaused() {
-    try { return window.sessionStorage.getItem(PAUSE_KEY) === "1"; } catch (e) { return false; }
+  function stored(storage, key) {
+    try { return window[storage].getItem(key); } catch (e) { return null; }  // storage disabled
   }
 
+  function store(storage, key, value) {
+    try { window[storage].setItem(key, value); } catch (e) { /* private mode: not remembered */ }
+  }
+
+  // --- pause and resume
+
+  function isPaused() { return stored("sessionStorage", PAUSE_KEY) === "1"; }
+
   function setPaused(paused) {
-    try { window.sessionStorage.setItem(PAUSE_KEY, paused ? "1" : "0"); } catch (e) { /* private mode */ }
+    store("sessionStorage", PAUSE_KEY, paused ? "1" : "0");
     renderPauseButton();
     if (!paused) { refreshAll(); }
   }
@@ -41,47 +54,149 @@
     renderUpdated();
   }
 
+  // --- "updated N s ago"
+
   function renderUpdated() {
     var label = document.getElementById("updated-ago");
     if (!label) { return; }
+    Object.keys(failing).forEach(function (id) {
+      if (!document.getElementById(id)) { delete failing[id]; }  // that panel is gone
+    });
     var seconds = Math.max(0, Math.round((Date.now() - lastUpdated) / 1000));
     var text = seconds < 2 ? "updated just now" : "updated " + seconds + " s ago";
-    if (lastFailed) { text += " (last try failed)"; }
+    if (Object.keys(failing).length) { text += " (last try failed)"; }
     if (isPaused()) { text += ", paused"; }
     label.textContent = text;
   }
 
-  function isPoller(el) {
-    return el && el.closest && el.closest("[data-poll]") === el;
+  function pollFailed(xhr) {
+    // A panel that shows a failure banner over its last good data still answers 200.
+    if (xhr.getResponseHeader("X-Dashboard-Degraded") === "1") { return true; }
+    // 0 is a network error or a timeout; 286 is htmx's "stop polling" (the conversation is over).
+    return !(xhr.status === 200 || xhr.status === 204 || xhr.status === 286);
   }
 
-  function localTimes(root) {
-    (root || document).querySelectorAll("time[data-local-time]").forEach(function (el) {
-      var when = new Date(el.getAttribute("datetime"));
-      if (!isNaN(when.getTime())) {
-        el.title = "Your local time: " + when.toLocaleString();
+  // Count a poll by its own request, not by the element an htmx event names afterwards: once an
+  // outerHTML swap has replaced the poller, htmx announces the end of the request on a parent
+  // (#content-main), and a check on the event's element would never see a refresh.
+  function watchPoll(poller, xhr) {
+    var id = poller.id;
+    var aborted = false;
+    xhr.addEventListener("abort", function () { aborted = true; });
+    xhr.addEventListener("loadend", function () {  // after htmx's own load handler swapped
+      if (aborted) { return; }  // htmx dropped it (e.g. a newer request): neither good nor bad
+      if (pollFailed(xhr)) {
+        failing[id] = true;
+      } else {
+        delete failing[id];
+        if (!Object.keys(failing).length) { lastUpdated = Date.now(); }
       }
+      renderUpdated();
     });
   }
 
-  document.addEventListener("htmx:beforeRequest", function (event) {
-    if (isPoller(event.detail.elt) && (document.hidden || isPaused())) {
-      event.preventDefault();  // no request while nobody looks, or while paused
+  function isPoller(el) {
+    return el && el.hasAttribute && el.hasAttribute("data-poll");
+  }
+
+  // --- UTC or local time
+
+  function showLocal() { return stored("localStorage", TIME_KEY) === "local"; }
+
+  function pad(number, width) {
+    var text = String(Math.abs(number));
+    while (text.length < (width || 2)) { text = "0" + text; }
+    return text;
+  }
+
+  // "UTC+05:30": how far the viewer's clock is from UTC at that moment (summer time included).
+  function offsetText(when) {
+    var offset = -when.getTimezoneOffset();  // minutes ahead of UTC
+    return "UTC" + (offset < 0 ? "-" : "+") + pad(Math.floor(Math.abs(offset) / 60)) + ":" +
+      pad(Math.abs(offset) % 60);
+  }
+
+  // The server's format ("2024-05-01 12:03:07 UTC"), in local time with its offset from UTC.
+  function localText(when) {
+    return pad(when.getFullYear(), 4) + "-" + pad(when.getMonth() + 1) + "-" + pad(when.getDate()) +
+      " " + pad(when.getHours()) + ":" + pad(when.getMinutes()) + ":" + pad(when.getSeconds()) +
+      " " + offsetText(when);
+  }
+
+  function renderTimes(root) {
+    var local = showLocal();
+    var times = Array.prototype.slice.call(root.querySelectorAll("time[data-local-time]"));
+    if (root.matches && root.matches("time[data-local-time]")) { times.push(root); }
+    times.forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when.getTime())) { return; }
+      if (!el.hasAttribute("data-utc-text")) {  // first sight: keep the server's UTC rendering
+        el.setAttribute("data-utc-text", el.textContent);
+        el.setAttribute("data-utc-title", el.title);
+      }
+      el.textContent = local ? localText(when) : el.getAttribute("data-utc-text");
+      el.title = local ? el.getAttribute("data-utc-title") : "Your local time: " + localText(when);
+    });
+  }
+
+  function renderTimeSwitch() {
+    var local = showLocal();
+    var button = document.getElementById("time-toggle");
+    if (button) {
+      button.hidden = false;  // it does nothing without this script, so it starts hidden
+      button.setAttribute("aria-pressed", local ? "true" : "false");
     }
+    var note = document.getElementById("time-note");
+    if (note) {
+      note.textContent = local
+        ? "Times are your local time (" + offsetText(new Date()) + "); hover one to see UTC."
+        : "Times are UTC; hover one to see your local time.";
+    }
+  }
+
+  function setLocal(local) {
+    store("localStorage", TIME_KEY, local ? "local" : "utc");
+    renderTimeSwitch();
+    renderTimes(document);
+  }
+
+  // --- stacked tables on narrow screens
+
+  // Give each body cell its column's header as `data-label`, which the narrow-screen CSS shows
+  // before the value once the table's rows are stacked as cards.
+  function labelCells(root) {
+    var tables = Array.prototype.slice.call(root.querySelectorAll("table"));
+    var own = root.closest && root.closest("table");  // rows swapped into an existing table
+    if (own) { tables.push(own); }
+    tables.forEach(function (table) {
+      var headers = table.querySelectorAll("thead th");
+      if (!headers.length) { return; }
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.cells, function (cell, index) {
+          if (cell.colSpan === 1 && headers[index] && !cell.hasAttribute("data-label")) {
+            cell.setAttribute("data-label", headers[index].textContent.trim());
+          }
+        });
+      });
+    });
+  }
+
+  // --- wiring
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var poller = event.detail.elt;
+    if (!isPoller(poller)) { return; }
+    if (document.hidden || isPaused()) {
+      event.preventDefault();  // no request while nobody looks, or while paused
+      return;
+    }
+    watchPoll(poller, event.detail.xhr);
   });
 
-  document.addEventListener("htmx:afterRequest", function (event) {
-    if (!isPoller(event.detail.elt)) { return; }
-    var xhr = event.detail.xhr;
-    var status = xhr ? xhr.status : 0;
-    // A panel that shows a failure banner (over its last good data) still answers 200.
-    var degraded = xhr && xhr.getResponseHeader("X-Dashboard-Degraded") === "1";
-    lastFailed = degraded || !(status === 200 || status === 204 || status === 286);
-    if (!lastFailed) { lastUpdated = Date.now(); }
-    renderUpdated();
+  document.addEventListener("htmx:load", function (event) {
+    renderTimes(event.detail.elt);
+    labelCells(event.detail.elt);
   });
-
-  document.addEventListener("htmx:load", function (event) { localTimes(event.detail.elt); });
 
   // An upstream image_url that does not load (gone, or unreachable from here) is hidden rather
   // than shown as a broken image. Error events do not bubble: listen in the capture phase.
@@ -94,13 +209,21 @@
   });
 
   document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("#pause-toggle");
-    if (button) { setPaused(!isPaused()); }
+    if (!event.target.closest) { return; }
+    if (event.target.closest("#pause-toggle")) { setPaused(!isPaused()); }
+    if (event.target.closest("#time-toggle")) { setLocal(!showLocal()); }
+  });
+
+  // Another tab of the dashboard changed the time switch: follow it.
+  window.addEventListener("storage", function (event) {
+    if (event.key === TIME_KEY) { renderTimeSwitch(); renderTimes(document); }
   });
 
   document.addEventListener("DOMContentLoaded", function () {
     renderPauseButton();
-    localTimes(document);
+    renderTimeSwitch();
+    renderTimes(document);
+    labelCells(document);
     window.setInterval(renderUpdated, 1000);
   });
 })();

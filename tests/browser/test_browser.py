@@ -255,23 +255,3 @@ def test_no_serious_accessibility_violation_on_any_page(browser, dashboard, sand
         if violations
     }
     assert problems == {}, json.dumps(problems, indent=1)
-
-
-def test_narrow_screens_get_a_usable_layout(browser, dashboard, sandbox):
-    context = browser.new_context(viewport={"width": 400, "height": 800})
-    page = context.new_page()
-    log_in(page, dashboard.url)
-    conversation = active_conversation(sandbox)
-    page.goto(f"{dashboard.url}/conversations/{conversation.id}/events/")
-    expect(page.locator("#tab-events")).to_be_visible()
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 2, f"the page scrolls sideways by {overflow}px at 400px"
-    screenshot(page, "conversation-events-narrow")
-    context.close()
-
-
-def test_timestamps_show_local_time_on_hover(page, dashboard, sandbox):
-    conversation = active_conversation(sandbox)
-    page.goto(f"{dashboard.url}/conversations/{conversation.id}/")
-    stamp = page.locator("time[data-local-time]").first
-    expect(stamp).to_have_attribute("title", re.compile("Your local time"))

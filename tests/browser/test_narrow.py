@@ -1,0 +1,90 @@
+"""At 400 px wide (a phone): no page scrolls sideways, no table scrolls sideways inside its box, and
+an event's "What happened" starts at the left of its row instead of past four narrow columns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import log_in, screenshot
+from tests.browser.test_browser import active_conversation
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WIDTH = 400
+
+# Everything that is wider than the viewport, or that scrolls sideways inside its own box.
+OVERFLOWS = """(width) => {
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+    + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '');
+  const found = [];
+  if (document.documentElement.scrollWidth > width) {
+    found.push(`the page is ${document.documentElement.scrollWidth}px wide`);
+  }
+  for (const el of document.querySelectorAll('body *')) {
+    const style = getComputedStyle(el);
+    if (['auto', 'scroll'].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1
+        && el.tagName !== 'PRE') {
+      found.push(`${name(el)} scrolls sideways: ${el.scrollWidth}px in ${el.clientWidth}px`);
+    }
+    // Only the outermost element that sticks out: its children stick out with it.
+    const right = el.getBoundingClientRect().right;
+    const parentRight = el.parentElement.getBoundingClientRect().right;
+    if (right > width + 1 && parentRight <= width + 1) {
+      found.push(`${name(el)} ends at ${Math.round(right)}px`);
+    }
+  }
+  return found;
+}"""
+
+
+@pytest.fixture
+def narrow(browser, dashboard):
+    context = browser.new_context(viewport={"width": WIDTH, "height": 800})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    log_in(page, dashboard.url)
+    yield page
+    context.close()
+
+
+def pages(sandbox):
+    conversation = active_conversation(sandbox)
+    member = next(m for m in conversation.members if m.user_id)
+    return {
+        "conversation-events": f"/conversations/{conversation.id}/events/",
+        "conversation-members": f"/conversations/{conversation.id}/",
+        "conversation-list": "/conversations/",
+        "users": "/users/",
+        "user": f"/users/{member.user_id}/",
+        "member": f"/conversations/{conversation.id}/members/{member.id}/",
+        "hostile-events": f"/conversations/{sandbox.world.hostile_conversation_id}/events/",
+    }
+
+
+def test_no_page_is_wider_than_a_narrow_screen(narrow, dashboard, sandbox):
+    found = {}
+    for name, url in pages(sandbox).items():
+        narrow.goto(dashboard.url + url)
+        narrow.wait_for_load_state("networkidle")
+        problems = narrow.evaluate(OVERFLOWS, WIDTH)
+        if problems:
+            found[name] = problems
+        if name == "conversation-events":
+            screenshot(narrow, "conversation-events-narrow")
+    assert found == {}, json.dumps(found, indent=1)
+
+
+def test_what_happened_starts_at_the_left_of_an_event_row(narrow, dashboard, sandbox):
+    conversation = active_conversation(sandbox)
+    narrow.goto(f"{dashboard.url}/conversations/{conversation.id}/events/")
+    row = narrow.locator("#event-rows tr.event-row").first
+    expect(row).to_be_visible()
+    row_box = row.bounding_box()
+    summary = row.locator(".summary").first.bounding_box()
+    assert summary["x"] - row_box["x"] < WIDTH / 3, (row_box, summary)
+    # Names get room for words, not one character per line.
+    for cell in narrow.locator("#event-rows .name-cell").all()[:5]:
+        assert cell.bounding_box()["width"] >= 80
