@@ -566,9 +566,9 @@ def test_no_answer_at_all_makes_every_read_fail_fast_for_a_moment(key_pair, monk
     with pytest.raises(c.Unavailable) as caught:  # another resource: no upstream call, no wait
         client.get_user(USR)
     assert len(responses.calls) == 1
-    assert 0 < caught.value.retry_after <= c._UNREACHABLE_SECONDS
-    later = time.time() + c._UNREACHABLE_SECONDS + 0.1
-    monkeypatch.setattr(c.time, "time", lambda: later)
+    assert 0 < caught.value.retry_after <= c.readcache.UNREACHABLE_SECONDS
+    later = time.time() + c.readcache.UNREACHABLE_SECONDS + 0.1
+    monkeypatch.setattr(client.reads, "clock", lambda: later)
     assert client.get_user(USR).id == USR  # the window is over: read again
 
 
