@@ -24,6 +24,8 @@ class ClientConfig:
     max_bytes: int = 8 * 1024 * 1024
     # However long a 429's Retry-After asks for, reads wait at most this long.
     max_cooldown_seconds: float = 120.0
+    # During a cool-down, one read this often tries the API anyway and ends it if it answers.
+    cooldown_probe_seconds: float = 10.0
     cache_alias: str = "default"
 
     def __repr__(self) -> str:  # never show key material

@@ -9,7 +9,7 @@ Every read goes through `ReadCache.read`:
   the fetch goes on and fills the cache for the next request;
 - after a 429 every read of the application waits out the cool-down (at most
   `max_cooldown_seconds`, however long Retry-After asks), except one probe every
-  `PROBE_INTERVAL_SECONDS` that ends it early when the API answers; after no answer at all
+  `cooldown_probe_seconds` that ends it early when the API answers; after no answer at all
   (timeout, refused, reset) every read fails fast for a few seconds instead of waiting its own;
 - the last good copy of every read is kept for `stale_seconds` and handed over on failure.
 Keys carry the API base URL and the application id, so deployments sharing a Redis never serve
@@ -48,7 +48,6 @@ T = TypeVar("T")
 _PREFIX = "capi:v2:"
 FAILURE_SECONDS = 1  # a failed read answers every caller for this long without a new call
 UNREACHABLE_SECONDS = 3  # after no answer at all, every read fails fast for this long
-PROBE_INTERVAL_SECONDS = 10  # during a cool-down, one read this often tries the API anyway
 _COALESCE_POLL_SECONDS = 0.01
 
 # Fetches run here, so that a caller can stop waiting while the fetch goes on. Pages' own
@@ -176,7 +175,7 @@ class ReadCache:
         seconds = min(seconds, self.config.max_cooldown_seconds)
         self._set(self.cooldown_key, (self.clock() + seconds, reason), seconds)
         # The first probe comes one interval into the cool-down, not at once.
-        self._set(self.probe_key, 1, PROBE_INTERVAL_SECONDS)
+        self._set(self.probe_key, 1, self.config.cooldown_probe_seconds)
 
     def _check_cooldown(self, key: str) -> bool:
         """Raise while the application cools down; True when this read is the probe."""
@@ -187,7 +186,7 @@ class ReadCache:
         left = until - self.clock()
         if left <= 0:
             return False
-        if self._add(self.probe_key, 1, PROBE_INTERVAL_SECONDS) is True:
+        if self._add(self.probe_key, 1, self.config.cooldown_probe_seconds) is True:
             logger.info("upstream cool-down (%s): probing with one read", reason)
             return True
         error: UpstreamError

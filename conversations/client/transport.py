@@ -201,7 +201,11 @@ class Transport:
                 if status is None:
                     return None, b"", Unavailable("Could not connect to the Conversation API")
                 # Truncated, broken chunked encoding, broken gzip: the API is not serving us.
-                return status, b"", Unavailable("The Conversation API's response broke off")
+                return (
+                    status,
+                    b"",
+                    Unavailable("The Conversation API's response broke off", status=status),
+                )
         return status, body, _error_for(status, response.headers, body)
 
 
