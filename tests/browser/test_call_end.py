@@ -1,0 +1,99 @@
+"""A call that ends while staff watch its events: every event up to the end is on screen when
+polling stops, and the header stops offering live updates. Event rows are compact: each event's
+details stay collapsed until asked for.
+
+These follow the PAGES work of issue 8 (per-panel URLs, the last look at the events when the
+header sees the end, compact event rows)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import REFRESH_SECONDS
+from tests.browser.test_browser import LIVE_WAIT_MS, active_conversation, poll_requests
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def new_call(sandbox) -> str:
+    """A conversation of this test's own: ending it leaves the shared world's others alone."""
+    return sandbox.create_conversation(name=f"browser-{uuid.uuid4().hex[:12]}", members=2)["id"]
+
+
+def shown_event_ids(page) -> list[int]:
+    return page.locator("#event-rows tr.event-row").evaluate_all(
+        "rows => rows.map(row => Number(row.id.replace('event-', '')))"
+    )
+
+
+def sequence_number(page) -> str:
+    fact = page.locator("#conversation-header dt", has_text="Sequence number")
+    return fact.locator("xpath=following-sibling::dd[1]").inner_text()
+
+
+@pytest.mark.parametrize("when", ["after-resuming", "while-paused"])
+def test_every_event_up_to_the_end_is_shown_when_polling_stops(page, dashboard, sandbox, when):
+    conversation_id = new_call(sandbox)
+    requests = poll_requests(page)
+    page.goto(f"{dashboard.url}/conversations/{conversation_id}/events/")
+    expect(page.locator("#event-rows tr.event-row").first).to_be_visible()
+    page.wait_for_timeout(1500 * REFRESH_SECONDS)  # a poll or two
+
+    # Pausing, then resuming, asks every panel at once: the header and the events poll together.
+    page.click("#pause-toggle")
+    sandbox.inject_event(conversation_id, "custom:while-paused", body={"note": "missed"})
+    if when == "while-paused":
+        sandbox.end_conversation(conversation_id)
+        page.click("#pause-toggle")
+    else:
+        page.click("#pause-toggle")
+        sandbox.end_conversation(conversation_id)
+
+    # The header saw the end: no "Live: every N s", no Pause button.
+    controls = page.locator("#live-controls")
+    expect(controls).not_to_contain_text("Live: every", timeout=LIVE_WAIT_MS * 2)
+    expect(page.locator("#pause-toggle")).to_have_count(0)
+
+    # Polling stops (after the events' last look) ...
+    page.wait_for_timeout(2000 * REFRESH_SECONDS)
+    requests.clear()
+    page.wait_for_timeout(3000 * REFRESH_SECONDS)
+    assert requests == [], "nothing polls once the conversation is over"
+
+    # ... with every event up to the end on screen, and the header's count matching.
+    expected = [event.id for event in sandbox.world.conversation(conversation_id).events]
+    assert sorted(shown_event_ids(page)) == expected
+    assert sequence_number(page) == str(expected[-1])
+
+
+def test_event_details_are_collapsed_until_asked_for(page, dashboard, sandbox):
+    conversation = active_conversation(sandbox)
+    page.goto(f"{dashboard.url}/conversations/{conversation.id}/events/")
+    rows = page.locator("#event-rows tr.event-row")
+    expect(rows.first).to_be_visible()
+    details = page.locator("#event-rows details")
+    assert details.count() >= rows.count(), "every event has its details, on demand"
+    assert details.evaluate_all("all => all.filter(d => d.open).length") == 0
+    expect(page.locator("#event-rows .summary-details").first).to_be_hidden()
+    assert page.locator("#event-rows pre:visible").count() == 0
+
+    # Compact: a row is a few lines, not a screenful of details (25 rows were 4,750 px).
+    height = page.locator("#event-rows").bounding_box()["height"]
+    assert height / rows.count() < 100, f"{height / rows.count():.0f} px per event"
+
+    # Asked for: one row's details open, and only that row's.
+    first = rows.first.locator("details").first
+    first.locator("summary").click()
+    expect(first).to_have_attribute("open", "")
+    expect(first.locator("pre")).to_be_visible()
+    assert details.evaluate_all("all => all.filter(d => d.open).length") == 1
+
+    # A row that arrives live is compact too.
+    event = sandbox.inject_event(conversation.id, "custom:collapsed", body={"note": "new"})
+    new_row = page.locator(f"#event-{event['id']}")
+    expect(new_row).to_be_visible(timeout=LIVE_WAIT_MS)
+    assert new_row.locator("details").evaluate_all("all => all.filter(d => d.open).length") == 0
+    expect(new_row.locator("pre")).to_be_hidden()
