@@ -1,6 +1,6 @@
-"""A call that ends while staff watch its events: every event up to the end is on screen when
-polling stops, and the header stops offering live updates. Event rows are compact: each event's
-details stay collapsed until asked for.
+"""A call that ends while staff look away from its events: every event up to the end is on screen
+when polling stops, and the header stops offering live updates. Event rows are compact: each
+event's details stay collapsed until asked for.
 
 These follow the PAGES work of issue 8 (per-panel URLs, the last look at the events when the
 header sees the end, compact event rows)."""
@@ -34,27 +34,62 @@ def sequence_number(page) -> str:
     return fact.locator("xpath=following-sibling::dd[1]").inner_text()
 
 
-@pytest.mark.parametrize("when", ["after-resuming", "while-paused"])
-def test_every_event_up_to_the_end_is_shown_when_polling_stops(page, dashboard, sandbox, when):
+HIDDEN_TAB = """
+  window.__hidden = false;
+  Object.defineProperty(document, 'hidden', {get: () => window.__hidden});
+  Object.defineProperty(document, 'visibilityState',
+      {get: () => (window.__hidden ? 'hidden' : 'visible')});
+"""
+
+
+def set_hidden(page, hidden: bool) -> None:
+    """The browser tab hidden or shown: the Page Visibility API reads what HIDDEN_TAB fakes."""
+    page.evaluate(
+        "hidden => { window.__hidden = hidden;"
+        " document.dispatchEvent(new Event('visibilitychange')); }",
+        hidden,
+    )
+
+
+def look_away(page, how: str) -> None:
+    if how == "paused":
+        page.click("#pause-toggle")
+    else:
+        set_hidden(page, True)
+
+
+def look_again(page, how: str) -> None:
+    if how == "paused":
+        page.click("#pause-toggle")
+    else:
+        set_hidden(page, False)
+
+
+@pytest.mark.parametrize("how", ["paused", "hidden"])
+def test_a_call_that_ended_unwatched_shows_every_event_when_watched_again(
+    page, dashboard, sandbox, how
+):
+    """Staff paused (or hid the tab), events came and the call ended meanwhile; on Resume (or
+    showing the tab) the header and the events poll ask at once. (Pause, Resume and then the end
+    of the call is PAGES' own test_call_end.py.)"""
     conversation_id = new_call(sandbox)
+    page.add_init_script(HIDDEN_TAB)
     requests = poll_requests(page)
     page.goto(f"{dashboard.url}/conversations/{conversation_id}/events/")
     expect(page.locator("#event-rows tr.event-row").first).to_be_visible()
     page.wait_for_timeout(1500 * REFRESH_SECONDS)  # a poll or two
 
-    # Pausing, then resuming, asks every panel at once: the header and the events poll together.
-    page.click("#pause-toggle")
-    sandbox.inject_event(conversation_id, "custom:while-paused", body={"note": "missed"})
-    if when == "while-paused":
-        sandbox.end_conversation(conversation_id)
-        page.click("#pause-toggle")
-    else:
-        page.click("#pause-toggle")
-        sandbox.end_conversation(conversation_id)
+    look_away(page, how)
+    page.wait_for_timeout(300)
+    for n in range(3):
+        sandbox.inject_event(conversation_id, "custom:unwatched", body={"n": n})
+    sandbox.end_conversation(conversation_id)
+    look_again(page, how)
 
     # The header saw the end: no "Live: every N s", no Pause button.
-    controls = page.locator("#live-controls")
-    expect(controls).not_to_contain_text("Live: every", timeout=LIVE_WAIT_MS * 2)
+    expect(page.locator("#live-controls")).not_to_contain_text(
+        "Live: every", timeout=LIVE_WAIT_MS * 2
+    )
     expect(page.locator("#pause-toggle")).to_have_count(0)
 
     # Polling stops (after the events' last look) ...
@@ -63,10 +98,10 @@ def test_every_event_up_to_the_end_is_shown_when_polling_stops(page, dashboard, 
     page.wait_for_timeout(3000 * REFRESH_SECONDS)
     assert requests == [], "nothing polls once the conversation is over"
 
-    # ... with every event up to the end on screen, and the header's count matching.
+    # ... with every event up to the end on screen, and the header's count matching the newest.
     expected = [event.id for event in sandbox.world.conversation(conversation_id).events]
     assert sorted(shown_event_ids(page)) == expected
-    assert sequence_number(page) == str(expected[-1])
+    assert sequence_number(page) == str(max(shown_event_ids(page)))
 
 
 def test_event_details_are_collapsed_until_asked_for(page, dashboard, sandbox):
