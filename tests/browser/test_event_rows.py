@@ -92,8 +92,9 @@ def test_a_call_that_ended_unwatched_shows_every_event_when_watched_again(
     )
     expect(page.locator("#pause-toggle")).to_have_count(0)
 
-    # Polling stops (after the events' last look) ...
-    page.wait_for_timeout(2000 * REFRESH_SECONDS)
+    # Polling stops (after the events' last look): no poller is left, and nothing asks ...
+    page.wait_for_function("() => !document.querySelector('[data-poll]')", timeout=LIVE_WAIT_MS)
+    page.wait_for_timeout(500)  # an answer still on its way
     requests.clear()
     page.wait_for_timeout(3000 * REFRESH_SECONDS)
     assert requests == [], "nothing polls once the conversation is over"
