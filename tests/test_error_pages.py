@@ -81,3 +81,11 @@ def test_an_unknown_address_offers_no_jump_box_to_strangers(client, django_user_
     html = client.get("/no/such/page/").content.decode()
     assert headings(html) == ["Page not found"]
     assert not has_jump_box(html)
+
+
+@pytest.mark.django_db
+def test_the_staff_only_page_has_one_heading(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("visitor", password="x-password-1"))
+    response = client.get(reverse("conversations:list"))
+    assert response.status_code == 403
+    assert headings(response.content.decode()) == ["Staff only"]
