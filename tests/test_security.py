@@ -18,6 +18,7 @@ PUBLIC = {
     "healthz": "liveness probe, no data",
     "readyz": "readiness probe, timings only",
     "static": "static files",
+    "favicon": "the site icon: a redirect to a static file",
 }
 SAMPLE_ARGS = {
     "conversation_id": "CON-1b7f3c2e-5a8d-4e21-9c0f-7d6e5b4a3c21",
