@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in
-from tests.browser.test_browser import LIVE_WAIT_MS, active_conversation
+from tests.browser.test_browser import LIVE_WAIT_MS, active_conversation, audit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,3 +100,16 @@ def test_without_a_choice_times_are_utc_with_local_time_on_hover(page_in_india, 
     expect(page_in_india.locator("#time-note")).to_have_text(
         "Times are UTC; hover one to see your local time."
     )
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_switch_pressed_passes_axe(browser, dashboard, sandbox, theme):
+    # axe is injected as a script, which the CSP forbids: audit in a CSP-bypassing context.
+    context = browser.new_context(bypass_csp=True, color_scheme=theme, timezone_id=ZONE)
+    page = context.new_page()
+    log_in(page, dashboard.url)
+    page.get_by_role("button", name="Local time").click()
+    expect(page.get_by_role("button", name="Local time")).to_have_attribute("aria-pressed", "true")
+    found = audit(page)
+    context.close()
+    assert found == [], found
