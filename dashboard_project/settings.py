@@ -49,6 +49,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Marks answers produced while the cache was unavailable (X-Dashboard-Degraded, the banner).
+    "conversations.middleware.CacheStatusMiddleware",
+    # A database that is down or does not answer: a clear 503, never a 500.
+    "conversations.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -84,21 +88,68 @@ WSGI_APPLICATION = "dashboard_project.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+# A persistent connection is checked before it is reused, so the first request after the database
+# came back does not fail on a connection that died meanwhile.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=5000)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with every wait on the server bounded (dashboard_project/postgresql): a
+    # database that is down or hung answers a quick 503, never a worker stuck for minutes.
+    DATABASES["default"]["ENGINE"] = "dashboard_project.postgresql"
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    _server_options = f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+    _options["options"] = f"{_options.get('options', '')} {_server_options}".strip()
+    # The client waits a little longer than the server's own statement timeout for any answer:
+    # a live server cancels first (cleanly); a frozen one is given up on by the client.
+    DATABASES["default"]["ANSWER_TIMEOUT"] = DATABASE_STATEMENT_TIMEOUT_MS / 1000 + 1
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several workers share the file (sessions, the cache): write-ahead logging lets readers go on
+    # while one writes, IMMEDIATE transactions queue writers instead of failing them with
+    # "database is locked", and a writer waits up to 5 s for its turn.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 5,
+        }
+    )
 
-# CACHE_URL wins; REDIS_URL is accepted as a shorthand for a Redis cache.
+# The cache: upstream reads shared by every viewer, request coalescing, sessions' read-through
+# copies. Every backend here is resilient (conversations/cachebackends.py): when it fails, pages
+# go on without it (slower, marked degraded) and it is tried again CACHE_RETRY_SECONDS later.
+# CACHE_URL wins; REDIS_URL is accepted as a shorthand for a Redis cache. Without either, the
+# cache is a table in the default database, shared by the workers of a host (a per-process
+# memory cache would make each worker read every upstream key itself).
 _cache_url = env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="")
+_cache_options = {
+    "RETRY_SECONDS": env.float("CACHE_RETRY_SECONDS", default=5.0),
+}
+_cache_prefix = env.str("CACHE_KEY_PREFIX", default="dashboard")
 if _cache_url.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "conversations.cachebackends.ResilientRedisCache",
             "LOCATION": _cache_url,
-            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="dashboard"),
+            "KEY_PREFIX": _cache_prefix,
+            "OPTIONS": _cache_options
+            | {"SOCKET_TIMEOUT": env.float("CACHE_SOCKET_TIMEOUT", default=0.5)},
         }
     }
 elif _cache_url:
     CACHES = {"default": env.cache_url_config(_cache_url)}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "conversations.cachebackends.ResilientDatabaseCache",
+            "LOCATION": "dashboard_cache",  # created by `migrate` (conversations/migrations)
+            "KEY_PREFIX": _cache_prefix,
+            # Room for the upstream reads of a busy dashboard; past it a third is culled.
+            "OPTIONS": _cache_options | {"MAX_ENTRIES": 5000},
+        }
+    }
+CACHE_IS_REDIS = CACHES["default"]["BACKEND"].endswith("RedisCache")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -124,12 +175,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Whitenoise serves the static files: collected into STATIC_ROOT with hashed, compressed names
+# (`make serve`), or straight from the apps' directories with no collectstatic step (`make run`).
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
+            if DEBUG or WHITENOISE_USE_FINDERS
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
@@ -152,8 +206,14 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
-# Sessions read through the cache (Redis in production), written through to the database.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in the database. With Redis, they are read through it (written through to the
+# database, so a Redis outage loses none: the resilient cache answers a miss and the database
+# serves). When the cache is the database itself, a read-through copy would only double the reads.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if CACHE_IS_REDIS
+    else "django.contrib.sessions.backends.db"
+)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
 

@@ -83,7 +83,7 @@ def test_debug_runs_without_a_secret_key_on_the_sandbox(tmp_path):
     assert values["USING_SANDBOX"] == "True"
     assert values["VONAGE_API_BASE_URL"] == "http://127.0.0.1:8001"
     assert values["VONAGE_PRIVATE_KEY_PATH"].endswith(".sandbox/private.pem")
-    assert "locmem" in values["CACHES"] and "sqlite3" in values["DATABASES"]
+    assert "ResilientDatabaseCache" in values["CACHES"] and "sqlite3" in values["DATABASES"]
 
 
 def test_the_sandbox_port_moves_the_sandbox_url(tmp_path):
@@ -124,7 +124,7 @@ def test_vonage_credentials_point_the_dashboard_at_vonage(tmp_path, key_pair):
     assert values["USING_SANDBOX"] == "False"
     assert values["VONAGE_API_BASE_URL"] == "https://api.nexmo.com"
     assert values["VONAGE_APPLICATION_ID"] == "app-123"
-    assert "RedisCache" in values["CACHES"] and "postgresql" in values["DATABASES"]
+    assert "ResilientRedisCache" in values["CACHES"] and "postgresql" in values["DATABASES"]
 
 
 def test_the_run_script_uses_the_sandbox_application_id_of_the_settings():
@@ -171,6 +171,15 @@ def test_the_configured_client_survives_a_missing_key_file(settings, tmp_path):
 
 
 # --- probes
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readiness():
+    from conversations import health
+
+    health.reset()
+    yield
+    health.reset()
 
 
 def test_healthz_is_ok_without_login(client):
