@@ -305,17 +305,18 @@ UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=10.0)
 # The whole budget for one read including its retries: a page never waits longer than this.
 UPSTREAM_TOTAL_BUDGET = env.float("UPSTREAM_TOTAL_BUDGET", default=15.0)
 UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", default=2)
-# How long an upstream read is reused from the cache (seconds); the last good copy is kept longer
-# so a failing upstream still shows (stale) data.
-# Whole seconds; at least half the refresh interval, so that viewers polling every
-# DASHBOARD_REFRESH_SECONDS share about one upstream read per endpoint per interval.
-UPSTREAM_CACHE_SECONDS = env.int("UPSTREAM_CACHE_SECONDS", default=3)
-UPSTREAM_STALE_SECONDS = env.int("UPSTREAM_STALE_SECONDS", default=600)
-
 # --- The dashboard
 DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=5)
 if DASHBOARD_REFRESH_SECONDS < 1:
     raise ImproperlyConfigured("DASHBOARD_REFRESH_SECONDS must be at least 1.")
+
+# How long an upstream read is reused from the cache (whole seconds); the last good copy is kept
+# longer so a failing upstream still shows (stale) data. By default one refresh interval: viewers
+# polling every DASHBOARD_REFRESH_SECONDS then share one upstream read per endpoint per interval
+# (a shorter lifetime re-reads every key more often than anyone refreshes: 3 s against a 5 s
+# refresh read each key every 3 s).
+UPSTREAM_CACHE_SECONDS = env.int("UPSTREAM_CACHE_SECONDS", default=DASHBOARD_REFRESH_SECONDS)
+UPSTREAM_STALE_SECONDS = env.int("UPSTREAM_STALE_SECONDS", default=600)
 
 LOGGING = {
     "version": 1,

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -275,3 +276,80 @@ def test_a_database_cache_that_fails_is_a_miss(settings):
     missing.set("key", "value")
     assert missing.add("key", "value") is False
     assert missing.is_available() is False
+
+
+# One process of "a dashboard worker" on the project's own settings (no CACHE_URL: the database
+# cache): N threads read the same conversation at the same instant.
+WORKER = """
+import json, os, threading, time
+import django
+django.setup()
+from conversations.client import ClientConfig, ConversationClient
+config = json.loads(os.environ["WORKER_CONFIG"])
+client = ConversationClient(ClientConfig(**config["client"]))
+results = []
+def read():
+    time.sleep(max(0, config["start_at"] - time.time()))
+    results.append(client.get_conversation(config["conversation_id"]).id)
+threads = [threading.Thread(target=read) for _ in range(config["threads"])]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"reads": len(results)}))
+"""
+
+
+def test_two_workers_share_upstream_reads_through_the_default_cache(tmp_path, sandbox):
+    """Section 2 item 9: without Redis, the workers of a host share one cache (a table in the
+    default database), so 2 processes x 10 threads reading one conversation cost one read."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "READ_DOT_ENV": "false",
+        "DJANGO_SETTINGS_MODULE": "dashboard_project.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "k" * 50,
+        "DASHBOARD_SANDBOX": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=root, env=env, check=True
+    )
+    conversation = next(c for c in sandbox.world.conversations() if c.state == "ACTIVE")
+    config = {
+        "client": {
+            "base_url": sandbox.base_url,
+            "application_id": sandbox.application_id,
+            "private_key_pem": sandbox.private_key_pem,
+            "cache_seconds": 5,
+        },
+        "conversation_id": conversation.id,
+        "threads": 10,
+        "start_at": time.time() + 4,  # both processes are up by then
+    }
+    sandbox.set_fault(latency_ms=300)  # a slow upstream: everyone arrives while the read is out
+    sandbox.reset_stats()
+    try:
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER],
+                cwd=root,
+                env=env | {"WORKER_CONFIG": json.dumps(config)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [worker.communicate(timeout=60) for worker in workers]
+    finally:
+        sandbox.clear_faults()
+    for worker, (out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["reads"] == 10
+    by_path = sandbox.stats()["by_path"]
+    assert by_path.get(f"GET /v1/conversations/{conversation.id}") == 1, by_path

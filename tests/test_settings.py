@@ -24,7 +24,8 @@ def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
         "import json, dashboard_project.settings as s; "
         "print(json.dumps({k: str(getattr(s, k)) for k in "
         "('DEBUG', 'USING_SANDBOX', 'VONAGE_API_BASE_URL', 'VONAGE_APPLICATION_ID', "
-        "'VONAGE_PRIVATE_KEY_PATH', 'CACHES', 'DATABASES')}))"
+        "'VONAGE_PRIVATE_KEY_PATH', 'CACHES', 'DATABASES', 'UPSTREAM_CACHE_SECONDS', "
+        "'SESSION_ENGINE', 'SECURE_CSP')}))"
     )
     base = {"PATH": os.environ["PATH"], "READ_DOT_ENV": "false", "HOME": str(tmp_path)}
     return subprocess.run(
@@ -125,6 +126,23 @@ def test_vonage_credentials_point_the_dashboard_at_vonage(tmp_path, key_pair):
     assert values["VONAGE_API_BASE_URL"] == "https://api.nexmo.com"
     assert values["VONAGE_APPLICATION_ID"] == "app-123"
     assert "ResilientRedisCache" in values["CACHES"] and "postgresql" in values["DATABASES"]
+
+
+def test_an_upstream_read_is_shared_for_one_refresh_interval_by_default(tmp_path):
+    """A cache lifetime shorter than the refresh re-reads every key more often than anyone looks."""
+    result = load_settings(tmp_path, DEBUG="true", DASHBOARD_REFRESH_SECONDS="7")
+    assert json.loads(result.stdout)["UPSTREAM_CACHE_SECONDS"] == "7"
+    result = load_settings(
+        tmp_path, DEBUG="true", DASHBOARD_REFRESH_SECONDS="7", UPSTREAM_CACHE_SECONDS="2"
+    )
+    assert json.loads(result.stdout)["UPSTREAM_CACHE_SECONDS"] == "2"
+
+
+def test_sessions_read_through_redis_but_not_through_a_database_cache(tmp_path):
+    on_redis = load_settings(tmp_path, DEBUG="true", CACHE_URL="redis://127.0.0.1:6379/3")
+    assert json.loads(on_redis.stdout)["SESSION_ENGINE"].endswith("cached_db")
+    on_database = load_settings(tmp_path, DEBUG="true")
+    assert json.loads(on_database.stdout)["SESSION_ENGINE"].endswith(".db")
 
 
 def test_the_run_script_uses_the_sandbox_application_id_of_the_settings():
