@@ -232,18 +232,21 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 
-# --- Login throttling (django-axes) ---------------------------------------------------------------
+# --- Login throttling (django-axes): see conversations/login_throttle.py
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15) / 60  # hours
+# Per username and address; an address alone is locked out after AXES_IP_FAILURE_LIMIT failures
+# across usernames (DatabaseHandlerWithAddressLimit).
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_IP_FAILURE_LIMIT = env.int("AXES_IP_FAILURE_LIMIT", default=20)
 AXES_RESET_ON_SUCCESS = True
-# With Redis, failures are counted there (shared by every worker and host, and cheap).
-AXES_HANDLER = env.str(
-    "AXES_HANDLER",
-    default="axes.handlers.cache.AxesCacheHandler"
-    if CACHES["default"]["BACKEND"].endswith("RedisCache")
-    else "axes.handlers.database.AxesDatabaseHandler",
-)
+# Counted in the database, never the cache: login keeps working while Redis is down.
+AXES_HANDLER = "conversations.login_throttle.DatabaseHandlerWithAddressLimit"
+# The client's address behind this many trusted proxies (X-Forwarded-For); 0: REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+AXES_CLIENT_IP_CALLABLE = "conversations.login_throttle.client_address"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 
