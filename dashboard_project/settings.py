@@ -5,6 +5,7 @@ then from a `.env` file at the repository root if there is one. Production secre
 with `DEBUG` off, a missing `SECRET_KEY` stops the process at start with a message that names it.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -217,13 +218,29 @@ SESSION_ENGINE = (
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
 
-# Content Security Policy (Django's built-in): no inline script, no eval, no third-party origin.
-# Images may come from upstream image_url values, which the templates only render for http(s).
+# Remote images (conversations' and users' image_url, set by whoever uses the API) are shown only
+# from these hosts, over https; any other is shown as its URL. Host names only, e.g.
+# DASHBOARD_IMAGE_HOSTS=images.example.com,cdn.example.net
+DASHBOARD_IMAGE_HOSTS = [
+    host.strip().lower() for host in env.list("DASHBOARD_IMAGE_HOSTS", default=[])
+]
+DASHBOARD_IMAGE_HOSTS = [host for host in DASHBOARD_IMAGE_HOSTS if host]
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+for _host in DASHBOARD_IMAGE_HOSTS:
+    if not _HOST_NAME.match(_host):
+        raise ImproperlyConfigured(
+            f"DASHBOARD_IMAGE_HOSTS: {_host!r} is not a host name (no scheme, port, path or *)."
+        )
+
+# Content Security Policy (Django's built-in): no inline script, no eval, no third-party origin;
+# images from this site and the https hosts of DASHBOARD_IMAGE_HOSTS only, as the templates.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
     "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "https:", "http:"],
+    "img-src": [CSP.SELF, *(f"https://{host}" for host in DASHBOARD_IMAGE_HOSTS)],
     "connect-src": [CSP.SELF],
     "font-src": [CSP.SELF],
     "object-src": [CSP.NONE],
