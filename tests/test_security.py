@@ -263,6 +263,28 @@ def test_the_private_key_never_reaches_a_page_or_a_log(staff_client, upstream, k
         assert token not in caplog.text, "tokens are not logged either"
 
 
+@pytest.mark.django_db
+def test_a_server_error_page_shows_no_token_or_detail(staff_client, use_client, settings):
+    """Fault 9: a server error shows the plain 500 page, never Django's debug page (which showed
+    the live Authorization header). Whatever the error's message holds."""
+    token = "eyJhbGciOiJSUzI1NiJ9.live-token-that-must-not-show"
+
+    class Failing:
+        def __getattr__(self, name):
+            def fail(*args, **kwargs):
+                raise RuntimeError(f"Authorization: Bearer {token}")
+
+            return fail
+
+    use_client(Failing())
+    staff_client.raise_request_exception = False
+    response = staff_client.get(reverse("conversations:list"), HTTP_AUTHORIZATION=f"Bearer {token}")
+    body = response.content.decode()
+    assert response.status_code == 500
+    assert token not in body and "Bearer" not in body
+    assert "Traceback" not in body and "settings" not in body.lower()
+
+
 def test_the_client_and_its_config_do_not_print_their_key(api, key_pair):
     assert "PRIVATE" not in repr(api.config) and "PRIVATE" not in repr(api.signer)
     assert key_pair[0][40:80] not in repr(vars(api))
