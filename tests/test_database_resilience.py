@@ -193,6 +193,63 @@ def test_the_probes_say_which_part_is_down(dashboard, db_proxy):
         db_proxy.forward()
 
 
+def test_a_query_to_a_frozen_server_is_given_up_after_the_answer_timeout(
+    database, db_proxy, django_db_blocker
+):
+    """A server that froze under an open connection cannot cancel anything, and TCP keeps
+    acknowledging: without a bound of its own the client would wait for ever."""
+    import threading
+
+    from django.db import OperationalError
+    from django.db.utils import ConnectionHandler
+
+    handler = ConnectionHandler(
+        {
+            "default": {"ENGINE": "django.db.backends.dummy"},
+            "frozen": {
+                "ENGINE": "dashboard_project.postgresql",
+                "NAME": database,
+                "USER": "postgres",
+                "HOST": "127.0.0.1",
+                "PORT": db_proxy.port,
+                "OPTIONS": {"connect_timeout": 3},
+                "ANSWER_TIMEOUT": 1.0,
+            }
+        }
+    )
+    wrapper = handler["frozen"]
+    wrapper.inc_thread_sharing()  # the query runs in a thread, to be given up on if it hangs
+    outcome: list = []
+
+    def query() -> None:
+        started = time.monotonic()
+        try:
+            with wrapper.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            outcome.append("answered")
+        except OperationalError as exc:
+            outcome.append((str(exc), time.monotonic() - started))
+
+    db_proxy.forward()
+    try:
+        with django_db_blocker.unblock():
+            with wrapper.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            db_proxy.hang()
+            worker = threading.Thread(target=query, daemon=True)
+            worker.start()
+            worker.join(timeout=10)
+            assert not worker.is_alive(), "the query still waits for an answer"
+            message, seconds = outcome[0]
+            assert "did not answer within 1 s" in message
+            assert seconds < 2
+            assert not wrapper.is_usable()
+    finally:
+        db_proxy.forward()
+        wrapper.close()
+        wrapper.dec_thread_sharing()
+
+
 # --- in-process: a real database error (a table gone) in a view or in another middleware
 
 
