@@ -214,7 +214,7 @@ def test_a_query_to_a_frozen_server_is_given_up_after_the_answer_timeout(
                 "PORT": db_proxy.port,
                 "OPTIONS": {"connect_timeout": 3},
                 "ANSWER_TIMEOUT": 1.0,
-            }
+            },
         }
     )
     wrapper = handler["frozen"]
