@@ -81,7 +81,7 @@ class CircuitBreaker:
             return
         with self._lock:
             if self._open_until:
-                logger.warning("cache %s is available again", self.name)
+                logger.info("cache %s is available again", self.name)
             self._open_until = 0.0
             self._probing = False
 
