@@ -3,72 +3,18 @@ static files, DEBUG off, and the sandbox as upstream (what `make serve` runs, on
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.gunicorn import gunicorn_on_sandbox
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, sandbox):
-    tmp = tmp_path_factory.mktemp("serve")
-    key = tmp / "private.pem"
-    key.write_text(sandbox.private_key_pem)
-    port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp),
-        "READ_DOT_ENV": "false",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "SECURE_SSL_REDIRECT": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "STATIC_ROOT": str(tmp / "static"),  # not the repository's staticfiles/
-        "VONAGE_APPLICATION_ID": sandbox.application_id,
-        "VONAGE_PRIVATE_KEY_PATH": str(key),
-        "VONAGE_API_BASE_URL": sandbox.base_url,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_ACCESS_LOG": str(tmp / "access.log"),
-    }
-    manage = [sys.executable, "manage.py"]
-    for command in (["collectstatic", "--noinput", "-v", "0"], ["migrate", "--noinput", "-v", "0"]):
-        subprocess.run(manage + command, cwd=ROOT, env=env, check=True, timeout=120)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "dashboard_project/gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/healthz", timeout=1).close()
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None, server.stderr.read()
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
+    with gunicorn_on_sandbox(tmp_path_factory.mktemp("serve"), sandbox) as (base, _):
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        server.stderr.close()
 
 
 def test_gunicorn_serves_the_probes(served):
