@@ -4,9 +4,7 @@ sandbox as upstream (what `make serve` runs without Redis, on a free port)."""
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import subprocess
 import sys
 import threading
@@ -17,76 +15,31 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, sandbox):
-    tmp = tmp_path_factory.mktemp("serve")
-    key = tmp / "private.pem"
-    key.write_text(sandbox.private_key_pem)
-    port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp),
-        "READ_DOT_ENV": "false",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "SECURE_SSL_REDIRECT": "false",
-        "SESSION_COOKIE_SECURE": "false",  # plain HTTP here
-        "CSRF_COOKIE_SECURE": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "STATIC_ROOT": str(tmp / "static"),  # not the repository's staticfiles/
-        "VONAGE_APPLICATION_ID": sandbox.application_id,
-        "VONAGE_PRIVATE_KEY_PATH": str(key),
-        "VONAGE_API_BASE_URL": sandbox.base_url,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_ACCESS_LOG": str(tmp / "access.log"),
-        "DEMO_PASSWORD": "serving-password-1",
-    }
-    manage = [sys.executable, "manage.py"]
-    for command in (
-        ["collectstatic", "--noinput", "-v", "0"],
-        ["migrate", "--noinput", "-v", "0"],  # creates the cache table too
-        ["ensure_staff_user", "--username", "ops"],
-    ):
-        subprocess.run(manage + command, cwd=ROOT, env=env, check=True, timeout=120)
-    log = tmp / "gunicorn.log"
-    with log.open("w") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "dashboard_project/gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/healthz", timeout=2).close()
-                break
-            except requests.RequestException:  # refused, or a worker still booting
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
-        served_url = Served(base)
-        served_url.log = log
-        yield served_url
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+from tests.gunicorn import ROOT, gunicorn_on_sandbox
 
 
 class Served(str):
     """The base URL of the served dashboard, with the path of its log."""
 
     log: Path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, sandbox):
+    tmp = tmp_path_factory.mktemp("serve")
+    plain_http = {"SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false"}
+    with gunicorn_on_sandbox(tmp, sandbox, **plain_http) as (base, env):
+        subprocess.run(
+            [sys.executable, "manage.py", "ensure_staff_user", "--username", "ops"],
+            cwd=ROOT,
+            env=env | {"DEMO_PASSWORD": "serving-password-1"},
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
+        served = Served(base)
+        served.log = tmp / "gunicorn.log"
+        yield served
 
 
 def logged_in(base: str) -> requests.Session:
