@@ -1,13 +1,17 @@
 from django.conf import settings
 from django.http import HttpRequest
 
+from conversations.middleware import cache_unavailable
+
 
 def dashboard(request: HttpRequest) -> dict:
-    """What every dashboard template may use: the admin look's titles and the refresh interval."""
+    """What every dashboard template may use: the admin look's titles, the refresh interval, and
+    whether the cache was unavailable while this request ran (for the banner in base.html)."""
     return {
         "site_header": "Conversation dashboard",
         "site_title": "Conversation dashboard",
         "has_permission": request.user.is_authenticated and request.user.is_staff,
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
         "on_sandbox": settings.USING_SANDBOX,
+        "cache_unavailable": cache_unavailable(request),
     }

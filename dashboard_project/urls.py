@@ -19,6 +19,9 @@ def favicon(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# The plain 500 page, or the 503 page when the database is what failed (outside a view too).
+handler500 = "conversations.middleware.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     # Not redirect_authenticated_user: a logged-in non-staff user must be able to log in as staff.
