@@ -168,9 +168,28 @@ def test_a_fault_shows_a_banner_and_the_page_recovers_by_itself(page, dashboard,
     expect(banner).to_have_count(0, timeout=LIVE_WAIT_MS * 4)
 
 
-def test_member_link_to_user_page_and_jump_box(page, dashboard, sandbox):
-    conversation = active_conversation(sandbox)
-    member = next(m for m in conversation.members if m.user_id)
+def member_with_avatar(sandbox):
+    """A live conversation's member whose user has an avatar URL (the sandbox's do not load)."""
+    for conversation in sandbox.world.conversations():
+        if conversation.state != "ACTIVE" or conversation.id in (
+            sandbox.world.big_conversation_id,
+            sandbox.world.hostile_conversation_id,
+        ):
+            continue
+        for member in conversation.members:
+            user = sandbox.world.user(member.user_id) if member.user_id else None
+            if user and (user.image_url or "").startswith("https://avatars.example.com/"):
+                return conversation, member
+    raise AssertionError("no live member of the sandbox world has an avatar")
+
+
+def test_member_link_to_user_page_and_jump_box(page, dashboard, sandbox, settings):
+    # Remote images are off unless their host is allowed; the page and the CSP then agree.
+    settings.DASHBOARD_IMAGE_HOSTS = ["avatars.example.com"]
+    settings.SECURE_CSP = settings.SECURE_CSP | {
+        "img-src": [*settings.SECURE_CSP["img-src"], "https://avatars.example.com"]
+    }
+    conversation, member = member_with_avatar(sandbox)
     page.goto(f"{dashboard.url}/conversations/{conversation.id}/")
     page.locator(f"a[href$='/members/{member.id}/']").first.click()
     page.wait_for_url(f"**/members/{member.id}/")
@@ -183,7 +202,7 @@ def test_member_link_to_user_page_and_jump_box(page, dashboard, sandbox):
     broken = page.locator("img").evaluate_all(
         "imgs => imgs.filter(i => i.naturalWidth === 0).map(i => i.hidden)"
     )
-    assert broken, "the sandbox user has an avatar URL that cannot load here"
+    assert broken, "the user's avatar is an image that cannot load here"
     assert all(broken), "a broken image is hidden"
     screenshot(page, "user")
 

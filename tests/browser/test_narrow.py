@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in, screenshot
-from tests.browser.test_browser import active_conversation
+from tests.browser.test_browser import active_conversation, member_with_avatar
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,8 +51,8 @@ def narrow(browser, dashboard):
 
 
 def pages(sandbox):
-    conversation = active_conversation(sandbox)
-    member = next(m for m in conversation.members if m.user_id)
+    # A user with an avatar URL: with remote images off it is shown as text, and must wrap.
+    conversation, member = member_with_avatar(sandbox)
     return {
         "conversation-events": f"/conversations/{conversation.id}/events/",
         "conversation-members": f"/conversations/{conversation.id}/",
@@ -61,10 +61,24 @@ def pages(sandbox):
         "user": f"/users/{member.user_id}/",
         "member": f"/conversations/{conversation.id}/members/{member.id}/",
         "hostile-events": f"/conversations/{sandbox.world.hostile_conversation_id}/events/",
+        "hostile-user": f"/users/{sandbox.world.hostile_user_id}/",
     }
 
 
-def test_no_page_is_wider_than_a_narrow_screen(narrow, dashboard, sandbox):
+@pytest.fixture
+def long_avatar_url(sandbox):
+    """The avatar user's image URL made as long as a page shows one: one unbreakable word."""
+    _conversation, member = member_with_avatar(sandbox)
+    user = sandbox.world.user(member.user_id)
+    original = user.image_url
+    with sandbox.world.lock:
+        user.image_url = "https://avatars.example.com/" + "a1b2c3d4" * 16 + ".png"
+    yield
+    with sandbox.world.lock:
+        user.image_url = original
+
+
+def test_no_page_is_wider_than_a_narrow_screen(narrow, dashboard, sandbox, long_avatar_url):
     found = {}
     for name, url in pages(sandbox).items():
         narrow.goto(dashboard.url + url)
