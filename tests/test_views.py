@@ -7,6 +7,7 @@ exact upstream requests and the exact failure modes.
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
@@ -24,6 +25,18 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 def htmx(target: str) -> dict[str, str]:
     return {**HTMX, "HTTP_HX_TARGET": target}
+
+
+def header_url() -> str:
+    return reverse("conversations:header", args=[CON])
+
+
+def panel_url() -> str:
+    return reverse("conversations:members_panel", args=[CON])
+
+
+def poll_url() -> str:
+    return reverse("conversations:events_poll", args=[CON])
 
 
 @pytest.fixture
@@ -75,6 +88,9 @@ PAGES = [
     reverse("conversations:users"),
     reverse("conversations:user", args=[USR]),
     reverse("conversations:jump") + f"?id={CON}",
+    reverse("conversations:header", args=[CON]),
+    reverse("conversations:members_panel", args=[CON]),
+    reverse("conversations:events_poll", args=[CON]) + "?after=1",
     "/",
 ]
 
@@ -185,7 +201,9 @@ def test_the_list_passes_its_filters_upstream(staff_client, upstream):
     )
     assert response.status_code == 200
     url = upstream.calls[0].request.url
-    assert "order=desc" in url and "page_size=50" in url and "date_start=2026-11-01" in url
+    assert "order=desc" in url and "page_size=50" in url
+    # The API reads a time without a zone as its own: the filter says UTC, so it sends the Z.
+    assert "date_start=2026-11-01T00%3A00%3A00Z" in url
 
 
 @pytest.mark.django_db
@@ -295,15 +313,14 @@ def test_the_members_panel_loads_each_members_record(staff_client, upstream):
     page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
     assert "loading channel and times" in page, "the page itself reads only the list"
     panel = re.search(r'<div id="members-panel"[^>]*>', page.replace("\n", " ")).group(0)
-    assert 'hx-trigger="load"' in panel
+    assert 'hx-trigger="load"' in panel and f'hx-get="{panel_url()}"' in panel
     assert "data-poll" not in panel, "pausing live updates must not stop this one-off load"
     assert not any(f"/members/{MEM}" in call.request.url for call in upstream.calls)
 
-    response = staff_client.get(
-        reverse("conversations:members", args=[CON]), **htmx("members-panel")
-    )
+    response = staff_client.get(panel_url(), **HTMX)
     html = response.content.decode()
     assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="members-panel"')
     assert "loading channel and times" not in html
     assert "447700900" in html, "the member's channel, from its own record"
     assert 'hx-trigger="every' in html and "data-poll" in html, "then it refreshes, pausably"
@@ -314,9 +331,7 @@ def test_the_members_panel_loads_each_members_record(staff_client, upstream):
 def test_a_member_whose_record_fails_keeps_its_list_row(staff_client, upstream):
     detail_mocks(upstream)
     upstream.get(con_url(f"/members/{MEM}"), status=503, json={})
-    response = staff_client.get(
-        reverse("conversations:members", args=[CON]), **htmx("members-panel")
-    )
+    response = staff_client.get(panel_url(), **HTMX)
     assert response.status_code == 200
     assert MEM in response.content.decode()
 
@@ -329,6 +344,7 @@ def test_an_ended_conversation_still_loads_its_members_once(staff_client, upstre
     page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
     panel = re.search(r'<div id="members-panel"[^>]*>', page.replace("\n", " ")).group(0)
     assert 'hx-trigger="load"' in panel and "data-poll" not in panel
+    assert f'hx-get="{panel_url()}?over=1"' in panel, "its one look is its last"
 
 
 @pytest.mark.django_db
@@ -366,19 +382,48 @@ def test_the_events_tab_filters_by_type_and_order_and_keeps_them_in_its_links(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "query", [{"event_type": "x" * 101}, {"order": "up"}, {"page_size": "7"}, {"after": "-1"}]
+    "query",
+    [
+        {"event_type": "x" * 101},
+        {"event_type": "member:*"},
+        {"event_type": "nonsense type"},
+        {"event_type": "member:"},
+        {"order": "up"},
+        {"page_size": "7"},
+    ],
 )
-def test_bad_events_parameters_are_a_400_with_no_upstream_call(staff_client, upstream, query):
+def test_bad_events_filters_are_a_400_in_the_tab_with_the_page_kept(staff_client, upstream, query):
+    detail_mocks(upstream)
     response = staff_client.get(reverse("conversations:events", args=[CON]), query)
+    html = response.content.decode()
     assert response.status_code == 400
-    assert len(upstream.calls) == 0
+    assert "support_call_0142" in html, "the conversation stays on screen"
+    banner = re.search(r'<div id="events-banner">(.*?)</div>\s*</div>', html, re.S).group(1)
+    assert "problem-banner" in banner, "the reason is in the events tab"
+    assert 'id="events-retry"' not in html and 'id="events-poller"' not in html
+    assert not any("/events" in call.request.url for call in upstream.calls)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("event_type", ["member:*", "member:"])
+def test_a_family_of_types_is_refused_with_a_sentence_that_says_so(
+    staff_client, upstream, event_type
+):
+    detail_mocks(upstream)
+    url = reverse("conversations:events", args=[CON])
+    response = staff_client.get(url, {"event_type": event_type}, **htmx("tabs"))
+    html = response.content.decode()
+    assert response.status_code == 200, "htmx swaps the tab, with the reason in it"
+    assert html.lstrip().startswith('<div id="tabs"')
+    assert "one exact type" in html
+    assert f'value="{event_type}"' in html, "what was typed stays in the box to fix"
 
 
 @pytest.mark.django_db
 def test_switching_tabs_swaps_only_the_tabs(staff_client, upstream):
     detail_mocks(upstream)
     upstream.get(con_url("/events"), json=events_page(3, 2, 1))
-    response = staff_client.get(reverse("conversations:events", args=[CON]), **htmx("tabs"))
+    response = staff_client.get(reverse("conversations:events", args=[CON]), **HTMX)
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="tabs"')
     assert "<html" not in html and "conversation-header" not in html
@@ -388,9 +433,7 @@ def test_switching_tabs_swaps_only_the_tabs(staff_client, upstream):
 @pytest.mark.django_db
 def test_the_header_poll_reads_only_the_conversation(staff_client, upstream):
     detail_mocks(upstream)
-    response = staff_client.get(
-        reverse("conversations:detail", args=[CON]), **htmx("conversation-header")
-    )
+    response = staff_client.get(header_url(), **HTMX)
     assert response.status_code == 200
     assert [c.request.url for c in upstream.calls] == [con_url()]
     assert response.content.decode().lstrip().startswith('<section id="conversation-header"')
@@ -402,12 +445,15 @@ def test_an_ended_conversation_stops_polling(staff_client, upstream):
     ended["state"] = "INACTIVE"
     ended["timestamp"]["destroyed"] = "2026-11-20T09:30:00.000Z"
     detail_mocks(upstream, ended)
-    response = staff_client.get(
-        reverse("conversations:detail", args=[CON]), **htmx("conversation-header")
-    )
+    response = staff_client.get(header_url(), **HTMX)
     assert response.status_code == 286
-    assert response["HX-Trigger"] == "conversation-over"
-    assert "data-poll" not in response.content.decode()
+    # After the swap, so the flag the other panels send with their last request is in place.
+    assert json.loads(response["HX-Trigger-After-Swap"]) == {"conversation-over": {}}
+    html = response.content.decode()
+    assert "data-poll" not in html
+    assert re.search(
+        r'<input type="hidden" id="conversation-over-flag" name="over" value="1">', html
+    )
     page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
     assert "data-poll" not in page
     assert "live updates stopped" in page
@@ -460,8 +506,7 @@ def test_members_failing_while_the_conversation_loads_shows_a_banner_in_the_tab(
 
 
 def poll(staff_client, after: int, **query):
-    url = reverse("conversations:events", args=[CON])
-    return staff_client.get(url, {"after": after, **query}, **htmx("event-rows"))
+    return staff_client.get(poll_url(), {"after": after, **query}, **HTMX)
 
 
 @pytest.mark.django_db
@@ -515,12 +560,17 @@ def test_a_poll_for_a_deleted_conversation_stops(staff_client, upstream):
 
 
 @pytest.mark.django_db
-def test_bad_parameters_in_an_htmx_request_load_the_page_that_explains_them(staff_client, upstream):
-    # htmx does not swap a 400, so it is told to load the URL as a page, which is the 400.
-    response = poll(staff_client, "x")
-    assert response.status_code == 200
-    assert response["HX-Redirect"].endswith("?after=x")
-    assert staff_client.get(response["HX-Redirect"]).status_code == 400
+def test_a_panel_asking_with_bad_parameters_reloads_its_page(staff_client, upstream):
+    # htmx does not swap a 400; the page gives its panels good parameters again.
+    for url, query in [
+        (poll_url(), {"after": "x"}),
+        (header_url(), {"backoff": "-1"}),
+        (panel_url(), {"backoff": "99"}),
+    ]:
+        response = staff_client.get(url, query, **HTMX)
+        assert response.status_code == 200
+        assert response["HX-Refresh"] == "true"
+        assert staff_client.get(url, query).status_code == 400, "without htmx, a 400 page"
     assert len(upstream.calls) == 0
 
 
@@ -628,11 +678,22 @@ def test_jump_explains_what_it_cannot_use(staff_client, upstream, text):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("target", ["conversation-header", "members-panel", "tabs"])
-def test_a_deleted_conversation_stops_its_panels_with_a_message(staff_client, upstream, target):
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        ("conversation-header", reverse("conversations:header", args=[CON])),
+        ("members-panel", reverse("conversations:members_panel", args=[CON])),
+        ("tabs", reverse("conversations:members", args=[CON])),
+        ("tabs", reverse("conversations:events", args=[CON])),
+    ],
+)
+def test_a_deleted_conversation_stops_its_panels_with_a_message(
+    staff_client, upstream, target, url
+):
     upstream.get(con_url(), status=404, json={"title": "Not found."})
     upstream.get(con_url("/members"), status=404, json={"title": "Not found."})
-    response = staff_client.get(reverse("conversations:members", args=[CON]), **htmx(target))
+    upstream.get(con_url("/events"), status=404, json={"title": "Not found."})
+    response = staff_client.get(url, **HTMX)
     html = response.content.decode()
     assert response.status_code == 286, "htmx swaps it, then stops polling"
     assert f'id="{target}"' in html
@@ -689,9 +750,7 @@ def test_malformed_member_ids_from_upstream_are_not_read(staff_client, upstream)
     members["_embedded"]["members"][0]["id"] = "MEM-../../v1/users"
     upstream.get(con_url(), json=fixture("conversation.json"))
     upstream.get(con_url("/members"), json=members)
-    response = staff_client.get(
-        reverse("conversations:members", args=[CON]), **htmx("members-panel")
-    )
+    response = staff_client.get(panel_url(), **HTMX)
     assert response.status_code == 200
     assert all("/members/MEM-" not in call.request.url for call in upstream.calls)
 
