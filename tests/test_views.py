@@ -813,3 +813,146 @@ def test_a_poll_never_moves_its_poller_to_a_hostile_event_id(staff_client, upstr
     upstream.get(con_url("/members"), json=fixture("members_page.json"))
     html = poll(staff_client, 41).content.decode()
     assert re.search(r'id="events-poller"[^>]*after=42"', html)
+
+
+# --- issue 8, section 2: what a new user hit
+
+
+@pytest.mark.django_db
+def test_the_jump_box_offers_member_ids_only_where_it_can_take_them(staff_client, upstream):
+    upstream.get(f"{API}/v1/conversations", json=fixture("conversations_page.json"))
+    detail_mocks(upstream)
+    on_list = staff_client.get(reverse("conversations:list")).content.decode()
+    box = re.search(r'<input type="text" name="id"[^>]*>', on_list).group(0)
+    assert "MEM-" not in box, "the list page cannot take a bare member id"
+    on_detail = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
+    box = re.search(r'<input type="text" name="id"[^>]*>', on_detail).group(0)
+    assert "MEM-" in box and f'name="conversation" value="{CON}"' in on_detail
+
+
+UPPER = CON.upper()  # CON-1B7F3C2E-…: the uuid typed in capitals
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text", [CON.lower(), "Con-" + CON[4:], UPPER, f"https://dash.example/conversations/{UPPER}/"]
+)
+def test_jump_takes_an_id_typed_in_any_case(staff_client, upstream, text):
+    response = staff_client.get(reverse("conversations:jump"), {"id": text})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("conversations:detail", args=[CON])
+
+
+@pytest.mark.django_db
+def test_jump_takes_a_member_page_url_in_any_case(staff_client, upstream):
+    text = f"https://dash.example/conversations/{UPPER}/members/{MEM.lower()}/"
+    response = staff_client.get(reverse("conversations:jump"), {"id": text})
+    assert response["Location"] == reverse("conversations:member", args=[CON, MEM])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "canonical"),
+    [
+        (f"/conversations/{CON.lower()}/", reverse("conversations:detail", args=[CON])),
+        (f"/conversations/{UPPER}/events/?order=asc", f"/conversations/{CON}/events/?order=asc"),
+        (f"/conversations/{CON}/members/{MEM.upper()}/", f"/conversations/{CON}/members/{MEM}/"),
+        (f"/users/{USR.lower()}/", reverse("conversations:user", args=[USR])),
+    ],
+)
+def test_an_id_in_another_case_in_the_path_redirects_to_the_apis_spelling(
+    staff_client, upstream, path, canonical
+):
+    response = staff_client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == canonical
+    assert len(upstream.calls) == 0
+
+
+@pytest.mark.django_db
+def test_an_id_whose_body_is_not_a_uuid_keeps_its_case(staff_client, upstream):
+    odd = "CON-46edebIO0391"
+    response = staff_client.get(reverse("conversations:jump"), {"id": "con-46edebIO0391"})
+    assert response["Location"] == reverse("conversations:detail", args=[odd])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", ["icon-1234", "falcon-abc", "nothing here"])
+def test_jump_does_not_find_an_id_inside_a_word(staff_client, upstream, text):
+    assert staff_client.get(reverse("conversations:jump"), {"id": text}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_start_again_without_the_filters_is_offered_only_where_there_are_filters(
+    staff_client, upstream
+):
+    refused = staff_client.get(reverse("conversations:jump"), {"id": "hello"})
+    assert refused.status_code == 400
+    assert "without the filters" not in refused.content.decode()
+    filtered = staff_client.get(reverse("conversations:list"), {"page_size": "7"})
+    assert filtered.status_code == 400
+    assert f'<a href="{reverse("conversations:list")}">Start again without the filters' in (
+        filtered.content.decode()
+    )
+
+
+@pytest.mark.django_db
+def test_the_type_suggestions_include_the_conversations_own_types(staff_client, upstream):
+    detail_mocks(upstream)
+    page = events_page(3, 2, 1)
+    page["_embedded"][0]["type"] = "custom:ticket-opened"
+    page["_embedded"][1]["type"] = "custom:<script>"  # not a type the filter would take
+    upstream.get(con_url("/events"), json=page)
+    html = staff_client.get(reverse("conversations:events", args=[CON])).content.decode()
+    options = re.search(r'<datalist id="event-type-options">(.*?)</datalist>', html).group(1)
+    assert '<option value="custom:ticket-opened">' in options
+    assert '<option value="member:joined">' in options
+    assert "script" not in options
+
+
+@pytest.mark.django_db
+def test_event_rows_are_compact_with_their_details_on_demand(staff_client, upstream):
+    detail_mocks(upstream)
+    page = events_page(3)
+    page["_embedded"].append(
+        {"id": 4, "type": "member:joined", "from": MEM, "body": {"user": {"id": USR}}}
+    )
+    upstream.get(con_url("/events"), json=page)
+    html = staff_client.get(reverse("conversations:events", args=[CON])).content.decode()
+    for row in re.findall(r'<tr id="event-\d+".*?</tr>', html, re.S):
+        outside = re.sub(r"<details.*?</details>", "", row, flags=re.S)
+        assert "<dl" not in outside and "<pre" not in outside, "details wait in a <details>"
+        assert re.search(r"<details[^>]*>\s*<summary>", row)
+    assert 'class="summary-details"' in html, "the details are there, folded"
+
+
+@pytest.mark.django_db
+def test_the_filters_render_from_the_forms_with_the_values_in_use(staff_client, upstream):
+    upstream.get(f"{API}/v1/conversations", json=fixture("conversations_page.json"))
+    html = staff_client.get(reverse("conversations:list")).content.decode()
+    # Nothing asked: the selects show the defaults the page uses, not their first option.
+    assert re.search(r'<option value="25" selected>', html)
+    assert re.search(r'<option value="desc" selected>', html)
+    detail_mocks(upstream)
+    upstream.get(con_url("/events"), json=events_page(3))
+    html = staff_client.get(
+        reverse("conversations:events", args=[CON]), {"order": "asc", "page_size": "50"}
+    ).content.decode()
+    assert re.search(r'<select name="order" id="id_events_order">', html)
+    assert re.search(r'<option value="asc" selected>', html)
+    assert re.search(r'<option value="50" selected>', html)
+
+
+@pytest.mark.django_db
+def test_breadcrumbs_lead_back_up_from_a_member(staff_client, upstream):
+    upstream.get(con_url(f"/members/{MEM}"), json=fixture("member.json"))
+    upstream.get(con_url(), json=fixture("conversation.json"))
+    html = staff_client.get(reverse("conversations:member", args=[CON, MEM])).content.decode()
+    trail = re.search(r'<ol class="breadcrumbs">(.*?)</ol>', html, re.S).group(1)
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', trail)
+    assert links == [
+        (reverse("conversations:list"), "Conversations"),
+        (reverse("conversations:detail", args=[CON]), "Support call"),
+        (reverse("conversations:members", args=[CON]), "Members"),
+    ]
+    assert '<li aria-current="page">Ana (agent)</li>' in trail
