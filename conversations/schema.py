@@ -450,9 +450,11 @@ def list_items(payload: Any, key: str) -> list[Any]:
     raise ShapeError(f"list response has no {key} list")
 
 
-def parse_page(payload: Any, key: str, parse_item: Any) -> Page[Any]:
+def parse_page(payload: Any, key: str, parse_item: Any, *, limit: int | None = None) -> Page[Any]:
+    """One page of a list; with `limit`, items past it are dropped unread (a hostile upstream
+    answering a page of 10 with 100,000 items costs no more than a page of 10)."""
     links = _opt_obj(payload.get("_links") if isinstance(payload, dict) else None, "_links")
-    items = [parse_item(item) for item in list_items(payload, key)]
+    items = [parse_item(item) for item in list_items(payload, key)[:limit]]
     return Page(
         items=items,
         next_cursor=_link_cursor(links, "next") if items else None,

@@ -245,6 +245,14 @@ UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=10.0)
 # The whole budget for one read including its retries: a page never waits longer than this.
 UPSTREAM_TOTAL_BUDGET = env.float("UPSTREAM_TOTAL_BUDGET", default=15.0)
 UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", default=2)
+# How long a page waits for the API: past it the page renders with the last good data (or a panel
+# that loads itself a moment later) while the read finishes in the background.
+UPSTREAM_PAGE_BUDGET_SECONDS = env.float("UPSTREAM_PAGE_BUDGET_SECONDS", default=3.0)
+# A response larger than this once decompressed is a bad response (gzip bombs, runaway lists).
+UPSTREAM_MAX_BYTES = env.int("UPSTREAM_MAX_BYTES", default=8 * 1024 * 1024)
+# However long a 429's Retry-After asks for, reads pause at most this long (one probe read every
+# 10 s ends the pause early when the API answers again).
+UPSTREAM_MAX_COOLDOWN_SECONDS = env.int("UPSTREAM_MAX_COOLDOWN_SECONDS", default=120)
 # How long an upstream read is reused from the cache (seconds); the last good copy is kept longer
 # so a failing upstream still shows (stale) data.
 # Whole seconds; at least half the refresh interval, so that viewers polling every

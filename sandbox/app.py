@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from sandbox import errors, shapes
+from sandbox import errors, hostile_wire, shapes
 from sandbox.auth import AuthError, Verifier
 from sandbox.config import SandboxConfig
 from sandbox.errors import ApiError
@@ -59,9 +59,21 @@ class Response:
     content_type: str | None = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     drop: str | None = None  # "close" | "reset": send nothing and drop the connection
+    # How the server breaks the sending of this response (hostile_wire.WIRE_MODES), if it does.
+    wire: str | None = None
+    drip_interval: float = 0.0
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+def _hostile(response: Response, mode: str, settings: FaultSettings) -> Response:
+    if mode in hostile_wire.WIRE_MODES:
+        response.wire = mode
+        response.drip_interval = settings.drip_interval_ms / 1000
+        return response
+    body, headers = hostile_wire.rewrite_body(response.body, mode, settings)
+    return Response(200, body, response.content_type, response.headers + headers)
 
 
 def dumps(data: Any) -> bytes:
@@ -276,17 +288,24 @@ class App:
         settings = self.faults.snapshot()
         if settings.latency_ms:
             time.sleep(settings.latency_ms / 1000)
+        hostile = None
         if self.faults.applies(req.path, settings) and self.faults.draw(settings):
-            faulty = self._fault(settings)
-            if faulty is not None:
-                return faulty
+            if settings.mode in hostile_wire.WIRE_MODES + hostile_wire.BODY_MODES:
+                hostile = settings.mode  # applied to the real answer below
+            else:
+                faulty = self._fault(settings)
+                if faulty is not None:
+                    return faulty
         claims = self._authenticate(req)
         if route is None or args is None:
             raise errors.path_not_found()
         name = route.methods.get(req.method)
         if name is None:
             raise errors.method_not_allowed(", ".join(route.methods))
-        return getattr(self, name)(req, Params(req.query), claims, *args)
+        response = getattr(self, name)(req, Params(req.query), claims, *args)
+        if hostile is not None and response.status == 200:
+            response = _hostile(response, hostile, settings)
+        return response
 
     def _fault(self, s: FaultSettings) -> Response | None:
         mode = s.mode

@@ -19,6 +19,8 @@ Modes (what a client sees when the fault fires):
 - ``malformed``: 200 with a truncated JSON body.
 - ``wrong_shape``: 200 with valid JSON that is not a Conversation API shape.
 - ``401``: 401 invalid-token body, whatever the token.
+- ``drip``, ``truncated``, ``bad_chunked``, ``bad_gzip``, ``gzip_bomb``, ``deep``, ``huge``,
+  ``flood``: a hostile upstream, see ``hostile_wire.py``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ MODES = (
     "malformed",
     "wrong_shape",
     "401",
+    "drip",
+    "truncated",
+    "bad_chunked",
+    "bad_gzip",
+    "gzip_bomb",
+    "deep",
+    "huge",
+    "flood",
 )
 # Modes that hold the request; changing the mode (or shutting down) releases held requests.
 HOLD_MODES = ("timeout", "slow")
@@ -68,6 +78,12 @@ class FaultSettings:
     latency_ms: int = 0
     path_prefix: str | None = None
     timeout_seconds: float = 30.0  # how long "timeout" holds a request unless cleared
+    # The hostile modes' sizes (hostile_wire.py).
+    drip_interval_ms: int = 2000
+    depth: int = 900
+    huge_bytes: int = 30_000_000
+    flood_items: int = 100_000
+    bomb_bytes: int = 300_000_000
 
 
 class FaultError(ValueError):
@@ -168,7 +184,15 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
         if not 0.0 <= rate <= 1.0:
             raise FaultError("rate must be between 0 and 1")
         clean["rate"] = float(rate)
-    for name in ("retry_after", "latency_ms"):
+    for name in (
+        "retry_after",
+        "latency_ms",
+        "drip_interval_ms",
+        "depth",
+        "huge_bytes",
+        "flood_items",
+        "bomb_bytes",
+    ):
         if name in changes:
             value = _number(changes[name], name)
             if value < 0 or value != int(value):

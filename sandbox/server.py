@@ -104,6 +104,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self.server.reset_on_close(self.connection)
             self.log_message('"%s" dropped (%s)', self.requestline, resp.drop)
             return
+        if resp.wire is not None:
+            self._send_broken(resp)
+            return
         try:
             self.send_response(resp.status)
             if resp.content_type:
@@ -121,6 +124,34 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.flush_headers()
         except OSError:  # the client went away
             self.close_connection = True
+
+    def _send_broken(self, resp: Response) -> None:
+        """Send ``resp`` the way its wire fault says (hostile_wire.py), then close."""
+        self.close_connection = True
+        body = resp.body
+        try:
+            self.send_response(resp.status)
+            self.send_header("Content-Type", resp.content_type or "application/json")
+            if resp.wire == "bad_chunked":
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                half = body[: len(body) // 2]
+                self.wfile.write(b"%x\r\n%s\r\nnot-a-chunk-size\r\n" % (len(half), half))
+                return
+            declared = len(body) + 1000 if resp.wire == "truncated" else len(body)
+            self.send_header("Content-Length", str(declared))
+            self.end_headers()
+            if resp.wire == "truncated":
+                self.wfile.write(body)
+                return
+            faults = self.server.app.faults
+            for index in range(len(body)):  # drip: one byte, then a pause, until told to stop
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+                if faults.hold("drip", resp.drip_interval) != "expired":
+                    return  # the fault was changed or the server stops: hang up
+        except OSError:  # the client gave up, as it should
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.config.verbose:

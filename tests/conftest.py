@@ -78,12 +78,7 @@ def use_client(monkeypatch):
     """Make the views use the given client instead of the one built from settings."""
 
     def install(client):
-        monkeypatch.setattr(client_module, "get_client", lambda: client)
-        import conversations.health
-        import conversations.views
-
-        monkeypatch.setattr(conversations.views, "get_client", lambda: client)
-        monkeypatch.setattr(conversations.health, "get_client", lambda: client)
+        monkeypatch.setattr(client_module.registry, "_override", client)
         return client
 
     return install

@@ -557,7 +557,7 @@ def test_a_key_that_is_not_rsa_cannot_sign_and_says_so():
 
 
 @responses.activate
-def test_no_answer_at_all_makes_every_read_fail_fast_for_a_moment(key_pair, monkeypatch):
+def test_no_answer_at_all_makes_every_read_fail_fast_for_about_three_seconds(key_pair):
     client = make_client(key_pair[0], max_retries=0)
     responses.get(f"{API}/v1/conversations/{CON}", body=requests.ConnectionError("refused"))
     responses.get(f"{API}/v1/users/{USR}", json=fixture("user.json"))
@@ -566,10 +566,14 @@ def test_no_answer_at_all_makes_every_read_fail_fast_for_a_moment(key_pair, monk
     with pytest.raises(c.Unavailable) as caught:  # another resource: no upstream call, no wait
         client.get_user(USR)
     assert len(responses.calls) == 1
-    assert 0 < caught.value.retry_after <= c._UNREACHABLE_SECONDS
-    later = time.time() + c._UNREACHABLE_SECONDS + 0.1
-    monkeypatch.setattr(c.time, "time", lambda: later)
+    assert 2.5 < caught.value.retry_after <= 3  # the README's promise: 3 s
+    now = time.time()
+    client.reads.clock = lambda: now + 2.8
+    with pytest.raises(c.Unavailable):  # still within the window
+        client.get_user(USR)
+    client.reads.clock = lambda: now + 3.1
     assert client.get_user(USR).id == USR  # the window is over: read again
+    assert len(responses.calls) == 2
 
 
 @responses.activate

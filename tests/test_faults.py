@@ -87,7 +87,7 @@ def test_each_fault_is_explained_everywhere_and_recovers(staff_client, on_sandbo
     # A failure is shared for a second (the rate-limit cool-down too); no answer at all makes
     # every read fail fast for a few seconds.
     no_answer = mode in ("timeout", "reset", "close")
-    time.sleep(client_module._UNREACHABLE_SECONDS + 0.1 if no_answer else 1.1)
+    time.sleep(client_module.readcache.UNREACHABLE_SECONDS + 0.1 if no_answer else 1.1)
     for label, url, target in targets:
         assert_healthy(fetch(staff_client, url, target), f"{mode} {label} after recovery")
 

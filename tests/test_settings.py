@@ -161,13 +161,13 @@ def test_a_missing_sandbox_key_is_explained_on_the_page(staff_client, use_client
 def test_the_configured_client_survives_a_missing_key_file(settings, tmp_path):
     settings.VONAGE_PRIVATE_KEY = ""
     settings.VONAGE_PRIVATE_KEY_PATH = str(tmp_path / "nope.pem")
-    client_module.get_client.cache_clear()
+    client_module.forget_clients()
     try:
         client = client_module.get_client()
         with pytest.raises(client_module.NotConfigured):
             client.get_conversation("CON-1")
     finally:
-        client_module.get_client.cache_clear()
+        client_module.forget_clients()
 
 
 # --- probes

@@ -65,11 +65,7 @@ def dashboard(live_server, sandbox, monkeypatch, settings, django_user_model):
     settings.CSRF_COOKIE_SECURE = False
     settings.USING_SANDBOX = True
     api = sandbox_client(sandbox, read_timeout=2.0, total_budget=3.0)
-    import conversations.health
-    import conversations.views
-
-    for module in (client_module, conversations.views, conversations.health):
-        monkeypatch.setattr(module, "get_client", lambda: api)
+    monkeypatch.setattr(client_module.registry, "_override", api)
     sandbox.clear_faults()
     django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
     yield live_server

@@ -154,6 +154,11 @@ def test_faults_endpoint_get_put_delete(sb):
             "latency_ms": 0,
             "path_prefix": None,
             "timeout_seconds": 30.0,
+            "drip_interval_ms": 2000,
+            "depth": 900,
+            "huge_bytes": 30_000_000,
+            "flood_items": 100_000,
+            "bomb_bytes": 300_000_000,
         }
         r = s.put(url, json={"mode": "429", "retry_after": 5}, timeout=5)
         assert r.status_code == 200
@@ -184,3 +189,82 @@ def test_validate_unit():
         validate({"rate": True})
     with pytest.raises(FaultError):
         validate(["mode"])  # type: ignore[arg-type]
+
+
+# --- the hostile upstream (hostile_wire.py), seen by a raw HTTP client
+
+
+def raw_get(sb, path: str = "/v1/conversations?page_size=10") -> tuple[bytes, bytes]:
+    """(headers, everything after them) as sent, read until the server hangs up."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", sb.config.port), timeout=5) as sock:
+        auth = sb.auth_headers()["Authorization"]
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_truncated_declares_more_than_it_sends(sb):
+    sb.set_fault(mode="truncated")
+    head, body = raw_get(sb)
+    declared = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    assert declared == len(body) + 1000
+
+
+def test_bad_chunked_breaks_the_chunk_framing(sb):
+    sb.set_fault(mode="bad_chunked")
+    head, body = raw_get(sb)
+    assert b"Transfer-Encoding: chunked" in head
+    assert b"not-a-chunk-size" in body
+
+
+def test_drip_sends_the_body_a_byte_at_a_time(sb):
+    import socket
+    import time
+
+    sb.set_fault(mode="drip", drip_interval_ms=300)
+    with socket.create_connection(("127.0.0.1", sb.config.port), timeout=5) as sock:
+        auth = sb.auth_headers()["Authorization"]
+        sock.sendall(
+            f"GET /v1/conversations HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n".encode()
+        )
+        time.sleep(1.0)
+        received = sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"200 OK" in head and 1 <= len(body) <= 5
+
+
+def test_body_modes_rewrite_the_real_answer(sb):
+    import gzip
+    import json
+
+    sb.set_fault(mode="flood", flood_items=500)
+    assert (
+        len(get(sb, "/v1/conversations?page_size=10").json()["_embedded"]["conversations"]) == 500
+    )
+    sb.set_fault(mode="huge", huge_bytes=100_000)
+    items = get(sb).json()["_embedded"]["conversations"]
+    assert all(len(item["name"]) == 100_000 for item in items)
+    sb.set_fault(mode="bad_gzip")
+    raw = requests.get(
+        sb.base_url + "/v1/conversations", headers=sb.auth_headers(), stream=True, timeout=5
+    )
+    assert raw.headers["Content-Encoding"] == "gzip"
+    with pytest.raises(Exception):  # noqa: B017 - zlib's or gzip's own error, whichever comes
+        gzip.decompress(raw.raw.read())
+    sb.set_fault(mode="gzip_bomb", bomb_bytes=50_000_000)
+    raw = requests.get(
+        sb.base_url + "/v1/conversations", headers=sb.auth_headers(), stream=True, timeout=5
+    )
+    packed = raw.raw.read()
+    assert len(packed) < 1_000_000 and len(gzip.decompress(packed)) > 50_000_000
+    sb.set_fault(mode="deep", depth=50)
+    conversation = get(sb).json()["_embedded"]["conversations"][0]
+    depth, node = 0, conversation["custom_data"]["deep"]
+    while isinstance(node, dict):
+        node, depth = node["d"], depth + 1
+    assert depth == 50 and json.dumps(node) == '"bottom"'
