@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -291,33 +292,63 @@ def test_the_members_panels_last_look_stops_it(staff_client, upstream):
 # --- Section 2 item 9: member records re-read only when new or changed
 
 
-class RecordingClient:
-    """The real client, with the keyword arguments of each get_member call written down."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-        self.get_member_calls: list[dict] = []
-
-    def get_member(self, conversation_id, member_id, **kwargs):
-        self.get_member_calls.append({"member_id": member_id, **kwargs})
-        return self.client.get_member(conversation_id, member_id, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.client, name)
-
-
 @pytest.mark.django_db
-def test_the_members_panel_tells_the_client_each_members_known_state(
-    staff_client, upstream, api, use_client
+def test_the_members_panel_rereads_a_members_record_only_when_its_state_changes(
+    staff_client, upstream, key_pair, use_client
 ):
-    recording = use_client(RecordingClient(api))
+    use_client(make_client(key_pair[0], cache_seconds=0))  # the list is read on every refresh
     detail_mocks(upstream)
     upstream.get(con_url(f"/members/{MEM}"), json=fixture("member.json"))
+
+    def record_reads() -> int:
+        return sum(c.request.url == con_url(f"/members/{MEM}") for c in upstream.calls)
+
+    for _ in range(3):
+        assert "447700900" in staff_client.get(url("members_panel"), **HTMX).content.decode()
+    assert record_reads() == 1, "an unchanged member is not read again"
+
+    members = copy.deepcopy(fixture("members_page.json"))
+    members["_embedded"]["members"][0]["state"] = "LEFT"
+    upstream.replace(responses.GET, con_url("/members"), json=members)
     staff_client.get(url("members_panel"), **HTMX)
-    assert recording.get_member_calls == [{"member_id": MEM, "known_state": "JOINED"}]
+    assert record_reads() == 2, "a member whose state changed is read again"
 
 
 # --- Fault 8: past the page's budget
+
+
+def slow(seconds: float, payload: dict):
+    def answer(request):
+        time.sleep(seconds)
+        return 200, {}, json.dumps(payload)
+
+    return answer
+
+
+@pytest.mark.django_db
+def test_a_page_waits_no_longer_than_the_budget_and_shows_the_read_once_done(
+    staff_client, upstream, key_pair, use_client
+):
+    client = use_client(make_client(key_pair[0], page_budget=0.2, cache_seconds=5))
+    upstream.add_callback(
+        responses.GET,
+        f"{API}/v1/conversations",
+        callback=slow(2.0, fixture("conversations_page.json")),
+    )
+    started = time.monotonic()
+    response = staff_client.get(reverse("conversations:list"))
+    assert time.monotonic() - started < 1.5, "the page did not wait out the slow read"
+    html = response.content.decode()
+    assert response.status_code == 200 and "Still loading the conversations" in html
+    poll = attribute(element(html, dom.RESULTS), "hx-get")
+
+    deadline = time.monotonic() + 5
+    while client.reads._inflight and time.monotonic() < deadline:
+        time.sleep(0.02)  # the read goes on in the background and fills the cache
+    again = staff_client.get(poll, **HTMX)
+    assert "Support call" in again.content.decode()
+    assert "Still loading" not in again.content.decode()
+    assert len(upstream.calls) == 1, "the page's own read, finished behind it"
 
 
 class SlowClient:

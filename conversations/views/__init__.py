@@ -8,8 +8,6 @@
 - `jump`: the home URL and the jump box.
 """
 
-from conversations.client import get_client  # noqa: F401  (test fixtures patch this name)
-
 from .conversation import conversation_detail, events_tab, header_panel, members_panel, members_tab
 from .events import EVENT_TYPE_CHOICES, events_poll
 from .jump import home, jump
