@@ -44,9 +44,9 @@ class _PagingForm(forms.Form):
 
     default_page_size = 25
     default_order = "desc"
-    label_suffix = ""
 
     def __init__(self, data: QueryDict | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # "Order", not "Order:", above its field
         # Absent or blank means the default: filled in here, so the selects rendered from this
         # form show what the page really shows.
         if data is not None:
