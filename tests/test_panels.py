@@ -188,7 +188,7 @@ def test_a_panel_backs_off_while_failing_and_resets_once_it_recovers(
 
 
 @pytest.mark.django_db
-def test_a_page_loaded_while_failing_backs_its_panels_off_and_a_healthy_one_does_not(
+def test_a_healthy_page_starts_its_panels_without_the_back_off_it_was_asked_with(
     staff_client, upstream, settings
 ):
     settings.DASHBOARD_REFRESH_SECONDS = 5
@@ -493,6 +493,17 @@ def test_a_bad_cursor_in_the_events_tab_is_a_400_with_the_reason_and_no_retry(
     assert swapped.status_code == 200, "htmx swaps the tab, with the reason in it"
     assert "Invalid cursor" in swapped.content.decode()
     assert dom.EVENTS_RETRY not in swapped.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_events_poll_the_api_refuses_stops_with_the_reason(staff_client, upstream):
+    refused = {"title": "Bad Request", "detail": "Unsupported event_type", "code": "x"}
+    upstream.get(con_url("/events"), status=400, json=refused)
+    response = staff_client.get(url("events_poll", after=3, event_type="custom:x"), **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 286, "no endless retry"
+    assert "Unsupported event_type" in html
+    assert attribute(element(html, dom.EVENTS_POLLER), "hx-get") is None
 
 
 @pytest.mark.django_db

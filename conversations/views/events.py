@@ -207,6 +207,11 @@ def events_poll(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
         return gone(request, dom.EVENT_ROWS)
 
     answer = _PollAnswer(request, conversation_id, data)
+    if isinstance(outcome.error, BadRequest):
+        # The API refuses this poll as asked (a type it does not filter by): asking again cannot
+        # help, so the banner says why and the poller stops.
+        trouble = problem("new events", outcome.error, None)
+        return answer.render([], trouble, after, 0, 0, final=True, degraded=True)
     if outcome.error is not None:
         backoff = next_backoff(data.get("backoff") or 0, True)
         interval = retry_seconds([outcome.error], backoff)
