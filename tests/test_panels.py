@@ -93,8 +93,6 @@ def test_every_region_a_page_swaps_or_includes_is_on_it_once(staff_client, upstr
     duplicates = {i for i in parser.ids if parser.ids.count(i) > 1}
     assert not duplicates
     for name, selector in parser.references:
-        if selector == f"#{dom.OVER_FLAG}":
-            continue  # the header adds it once the conversation ends
         assert selector.startswith("#") and selector[1:] in parser.ids, (name, selector)
 
 
@@ -209,7 +207,8 @@ def test_the_headers_last_answer_stops_it_and_tells_the_other_panels(staff_clien
     html = response.content.decode()
     assert response.status_code == 286
     assert json.loads(response["HX-Trigger-After-Swap"]) == {dom.CONVERSATION_OVER: {}}
-    assert f'id="{dom.OVER_FLAG}"' in html
+    flag = element(html, dom.OVER_FLAG)
+    assert attribute(flag, "name") == "over" and "disabled" not in flag, "sent from now on"
     # It must not stop the events poller itself: that poller still has the last events to fetch.
     assert dom.EVENTS_POLLER not in html
 
@@ -239,6 +238,8 @@ def test_the_live_pollers_ask_again_when_the_conversation_ends_carrying_the_flag
     for tag in (poller, panel):
         assert f"{dom.CONVERSATION_OVER} from:body" in attribute(tag, "hx-trigger")
         assert attribute(tag, "hx-include") == f"#{dom.OVER_FLAG}"
+    page = staff_client.get(url("events")).content.decode()
+    assert "disabled" in element(page, dom.OVER_FLAG), "not sent while the conversation lives"
 
 
 @pytest.mark.django_db

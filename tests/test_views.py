@@ -452,7 +452,7 @@ def test_an_ended_conversation_stops_polling(staff_client, upstream):
     html = response.content.decode()
     assert "data-poll" not in html
     assert re.search(
-        r'<input type="hidden" id="conversation-over-flag" name="over" value="1">', html
+        r'<input id="conversation-over-flag" type="hidden" name="over" value="1">', html
     )
     page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
     assert "data-poll" not in page
