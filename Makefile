@@ -73,6 +73,7 @@ check-deploy: $(VENV)/.runtime
 serve: $(VENV)/.runtime
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py createcachetable
 	$(VENV)/bin/gunicorn -c dashboard_project/gunicorn.conf.py
 
 # Refresh the README's screenshots from the browser tests.

@@ -5,6 +5,7 @@ then from a `.env` file at the repository root if there is one. Production secre
 with `DEBUG` off, a missing `SECRET_KEY` stops the process at start with a message that names it.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -49,6 +50,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Marks answers produced while the cache was unavailable (X-Dashboard-Degraded, the banner).
+    "conversations.middleware.CacheStatusMiddleware",
+    # A database that is down or does not answer: a clear 503, never a 500.
+    "conversations.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -57,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # One deadline for every upstream read of a request (UPSTREAM_PAGE_BUDGET_SECONDS).
+    "conversations.client.budget.PageBudgetMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -84,21 +91,68 @@ WSGI_APPLICATION = "dashboard_project.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+# A persistent connection is checked before it is reused, so the first request after the database
+# came back does not fail on a connection that died meanwhile.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=5000)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with every wait on the server bounded (dashboard_project/postgresql): a
+    # database that is down or hung answers a quick 503, never a worker stuck for minutes.
+    DATABASES["default"]["ENGINE"] = "dashboard_project.postgresql"
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    _server_options = f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+    _options["options"] = f"{_options.get('options', '')} {_server_options}".strip()
+    # The client waits a little longer than the server's own statement timeout for any answer:
+    # a live server cancels first (cleanly); a frozen one is given up on by the client.
+    DATABASES["default"]["ANSWER_TIMEOUT"] = DATABASE_STATEMENT_TIMEOUT_MS / 1000 + 1
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several workers share the file (sessions, the cache): write-ahead logging lets readers go on
+    # while one writes, IMMEDIATE transactions queue writers instead of failing them with
+    # "database is locked", and a writer waits up to 5 s for its turn.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 5,
+        }
+    )
 
-# CACHE_URL wins; REDIS_URL is accepted as a shorthand for a Redis cache.
+# The cache: upstream reads shared by every viewer, request coalescing, sessions' read-through
+# copies. Every backend here is resilient (conversations/cachebackends.py): when it fails, pages
+# go on without it (slower, marked degraded) and it is tried again CACHE_RETRY_SECONDS later.
+# CACHE_URL wins; REDIS_URL is accepted as a shorthand for a Redis cache. Without either, the
+# cache is a table in the default database, shared by the workers of a host (a per-process
+# memory cache would make each worker read every upstream key itself).
 _cache_url = env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="")
+_cache_options = {
+    "RETRY_SECONDS": env.float("CACHE_RETRY_SECONDS", default=5.0),
+}
+_cache_prefix = env.str("CACHE_KEY_PREFIX", default="dashboard")
 if _cache_url.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "conversations.cachebackends.ResilientRedisCache",
             "LOCATION": _cache_url,
-            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="dashboard"),
+            "KEY_PREFIX": _cache_prefix,
+            "OPTIONS": _cache_options
+            | {"SOCKET_TIMEOUT": env.float("CACHE_SOCKET_TIMEOUT", default=0.5)},
         }
     }
 elif _cache_url:
     CACHES = {"default": env.cache_url_config(_cache_url)}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "conversations.cachebackends.ResilientDatabaseCache",
+            "LOCATION": "dashboard_cache",  # created by `migrate` (conversations/migrations)
+            "KEY_PREFIX": _cache_prefix,
+            # Room for the upstream reads of a busy dashboard; past it a third is culled.
+            "OPTIONS": _cache_options | {"MAX_ENTRIES": 5000},
+        }
+    }
+CACHE_IS_REDIS = CACHES["default"]["BACKEND"].endswith("RedisCache")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -124,12 +178,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Whitenoise serves the static files: collected into STATIC_ROOT with hashed, compressed names
+# (`make serve`), or straight from the apps' directories with no collectstatic step (`make run`).
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
+            if DEBUG or WHITENOISE_USE_FINDERS
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
@@ -152,18 +209,40 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
-# Sessions read through the cache (Redis in production), written through to the database.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in the database. With Redis, they are read through it (written through to the
+# database, so a Redis outage loses none: the resilient cache answers a miss and the database
+# serves). When the cache is the database itself, a read-through copy would only double the reads.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if CACHE_IS_REDIS
+    else "django.contrib.sessions.backends.db"
+)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
 
-# Content Security Policy (Django's built-in): no inline script, no eval, no third-party origin.
-# Images may come from upstream image_url values, which the templates only render for http(s).
+# Remote images (conversations' and users' image_url, set by whoever uses the API) are shown only
+# from these hosts, over https; any other is shown as its URL. Host names only, e.g.
+# DASHBOARD_IMAGE_HOSTS=images.example.com,cdn.example.net
+DASHBOARD_IMAGE_HOSTS = [
+    host.strip().lower() for host in env.list("DASHBOARD_IMAGE_HOSTS", default=[])
+]
+DASHBOARD_IMAGE_HOSTS = [host for host in DASHBOARD_IMAGE_HOSTS if host]
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+for _host in DASHBOARD_IMAGE_HOSTS:
+    if not _HOST_NAME.match(_host):
+        raise ImproperlyConfigured(
+            f"DASHBOARD_IMAGE_HOSTS: {_host!r} is not a host name (no scheme, port, path or *)."
+        )
+
+# Content Security Policy (Django's built-in): no inline script, no eval, no third-party origin;
+# images from this site and the https hosts of DASHBOARD_IMAGE_HOSTS only, as the templates.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
     "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "https:", "http:"],
+    "img-src": [CSP.SELF, *(f"https://{host}" for host in DASHBOARD_IMAGE_HOSTS)],
     "connect-src": [CSP.SELF],
     "font-src": [CSP.SELF],
     "object-src": [CSP.NONE],
@@ -172,18 +251,21 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 
-# --- Login throttling (django-axes) ---------------------------------------------------------------
+# --- Login throttling (django-axes): see conversations/login_throttle.py
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15) / 60  # hours
+# Per username and address; an address alone is locked out after AXES_IP_FAILURE_LIMIT failures
+# across usernames (DatabaseHandlerWithAddressLimit).
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_IP_FAILURE_LIMIT = env.int("AXES_IP_FAILURE_LIMIT", default=20)
 AXES_RESET_ON_SUCCESS = True
-# With Redis, failures are counted there (shared by every worker and host, and cheap).
-AXES_HANDLER = env.str(
-    "AXES_HANDLER",
-    default="axes.handlers.cache.AxesCacheHandler"
-    if CACHES["default"]["BACKEND"].endswith("RedisCache")
-    else "axes.handlers.database.AxesDatabaseHandler",
-)
+# Counted in the database, never the cache: login keeps working while Redis is down.
+AXES_HANDLER = "conversations.login_throttle.DatabaseHandlerWithAddressLimit"
+# The client's address behind this many trusted proxies (X-Forwarded-For); 0: REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+AXES_CLIENT_IP_CALLABLE = "conversations.login_throttle.client_address"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 
@@ -253,17 +335,19 @@ UPSTREAM_MAX_BYTES = env.int("UPSTREAM_MAX_BYTES", default=8 * 1024 * 1024)
 # However long a 429's Retry-After asks for, reads pause at most this long (one probe read every
 # 10 s ends the pause early when the API answers again).
 UPSTREAM_MAX_COOLDOWN_SECONDS = env.int("UPSTREAM_MAX_COOLDOWN_SECONDS", default=120)
-# How long an upstream read is reused from the cache (seconds); the last good copy is kept longer
-# so a failing upstream still shows (stale) data.
-# Whole seconds; at least half the refresh interval, so that viewers polling every
-# DASHBOARD_REFRESH_SECONDS share about one upstream read per endpoint per interval.
-UPSTREAM_CACHE_SECONDS = env.int("UPSTREAM_CACHE_SECONDS", default=3)
-UPSTREAM_STALE_SECONDS = env.int("UPSTREAM_STALE_SECONDS", default=600)
 
 # --- The dashboard
 DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=5)
 if DASHBOARD_REFRESH_SECONDS < 1:
     raise ImproperlyConfigured("DASHBOARD_REFRESH_SECONDS must be at least 1.")
+
+# How long an upstream read is reused from the cache (whole seconds); the last good copy is kept
+# longer so a failing upstream still shows (stale) data. By default one refresh interval: viewers
+# polling every DASHBOARD_REFRESH_SECONDS then share one upstream read per endpoint per interval
+# (a shorter lifetime re-reads every key more often than anyone refreshes: 3 s against a 5 s
+# refresh read each key every 3 s).
+UPSTREAM_CACHE_SECONDS = env.int("UPSTREAM_CACHE_SECONDS", default=DASHBOARD_REFRESH_SECONDS)
+UPSTREAM_STALE_SECONDS = env.int("UPSTREAM_STALE_SECONDS", default=600)
 
 LOGGING = {
     "version": 1,

@@ -3,6 +3,9 @@ from django.urls import include, path
 
 from conversations import health, views
 
+# The plain 500 page, or the 503 page when the database is what failed (outside a view too).
+handler500 = "conversations.middleware.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     # Not redirect_authenticated_user: a logged-in non-staff user must be able to log in as staff.

@@ -9,7 +9,7 @@ gateway or a hostile server would send, so that a client can be tried against ea
 - ``bad_gzip``: ``Content-Encoding: gzip`` over a stream corrupted midway;
 - ``gzip_bomb``: a small gzip body that inflates to ``bomb_bytes`` of JSON;
 - ``deep``: the real answer with JSON nested ``depth`` levels in its custom data and bodies;
-- ``huge``: the real answer with names ``huge_bytes`` long;
+- ``huge``: the real answer with its (first) record's name ``huge_bytes`` long;
 - ``flood``: a list answer with ``flood_items`` items, whatever page size was asked for.
 """
 
@@ -43,7 +43,10 @@ def rewrite_body(body: bytes, mode: str, settings: Any) -> tuple[bytes, list[tup
         return _dumps_with(data, deep), []
     if mode == "huge":
         huge = json.dumps("A" * settings.huge_bytes)
-        _each_record(data, lambda record: record.update(name=_PLACEHOLDER))
+        items = _items(data)
+        first = items[0] if items else data
+        if isinstance(first, dict):
+            first["name"] = _PLACEHOLDER
         return _dumps_with(data, huge), []
     if mode == "flood":
         items = _items(data)

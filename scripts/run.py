@@ -4,9 +4,13 @@ With no VONAGE_APPLICATION_ID (in the environment or .env) it:
 1. generates a key pair for the sandbox in .sandbox/ (kept out of git), once;
 2. starts the sandbox on 127.0.0.1:$SANDBOX_PORT with live activity and waits until it answers;
 3. migrates, creates the demo staff user, prints the URL and the credentials;
-4. runs the dashboard; Ctrl-C stops both.
-With VONAGE_APPLICATION_ID set, it migrates and runs the dashboard against Vonage, with no
-demo user.
+4. runs the dashboard (DEBUG on unless DEBUG=false); Ctrl-C stops both.
+With VONAGE_APPLICATION_ID set, it migrates and runs the dashboard against Vonage as production
+would, only on plain-HTTP localhost: DEBUG off whatever DEBUG says (Django's debug pages show
+request headers and settings: with real credentials, secrets), no demo user (a sandbox demo user
+in the database is deactivated), and static files served by whitenoise.
+Either way the SECRET_KEY is $SECRET_KEY, or one generated for this install into $SECRET_KEY_FILE
+(default .secret_key, kept out of git, readable by its owner only), never a hard-coded one.
 Only the standard library here: the dashboard and the sandbox each run in their own process.
 """
 
@@ -44,6 +48,20 @@ def setting(name: str, default: str = "") -> str:
 
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def secret_key() -> str:
+    """$SECRET_KEY, or this install's own key, generated once into $SECRET_KEY_FILE (mode 0600)."""
+    chosen = setting("SECRET_KEY")
+    if chosen:
+        return chosen
+    path = Path(setting("SECRET_KEY_FILE", str(ROOT / ".secret_key")))
+    if not path.exists():
+        # Created readable by its owner only, before anything is written into it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as key_file:
+            key_file.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
 
 
 def demo_password() -> str:
@@ -141,18 +159,30 @@ def main() -> None:
             wait_for(f"{sandbox_url}/_sandbox/healthz", 20, sandbox)
             # settings.py points the dashboard at the sandbox on this port, with .sandbox's key.
             env["SANDBOX_PORT"] = sandbox_port
-        # A local run on plain HTTP, with the development server serving static files.
+        # A local run on plain HTTP: no HTTPS-only cookies, redirects or HSTS; whitenoise serves
+        # the static files straight from the apps (no collectstatic step), DEBUG or not.
         env.update(
-            DEBUG=setting("DEBUG", "true"),
+            SECRET_KEY=secret_key(),
             SECURE_SSL_REDIRECT="false",
             SESSION_COOKIE_SECURE="false",
             CSRF_COOKIE_SECURE="false",
+            SECURE_HSTS_SECONDS="0",
+            WHITENOISE_USE_FINDERS="true",
         )
+        if sandbox is None:
+            if setting("DEBUG", "false").lower() in ("1", "true", "yes", "on"):
+                print("DEBUG is ignored on a real application: its error pages would show secrets.")
+            env["DEBUG"] = "false"
+        else:
+            env["DEBUG"] = setting("DEBUG", "true")
         manage("migrate", "--noinput", "-v", "0", env=env)
-        if sandbox is not None:
+        manage("createcachetable", env=env)  # the default cache's table (no-op when it exists)
+        if sandbox is None:
+            manage("retire_sandbox_demo_users", env=env)
+        else:
             username = setting("DEMO_USERNAME", "demo")
             env["DEMO_PASSWORD"] = demo_password()
-            manage("ensure_staff_user", "--username", username, env=env)
+            manage("ensure_staff_user", "--username", username, "--sandbox-demo", env=env)
             print(
                 f"\n  Dashboard: http://127.0.0.1:{port}/\n"
                 f"  Log in as: {username} / {env['DEMO_PASSWORD']}\n"

@@ -21,6 +21,11 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Without CACHE_URL the dashboard caches in a database table; most tests have no database, so
+# they get the same resilient interface in memory. The database cache has its own tests
+# (test_cache_resilience.py) and serves the gunicorn of test_serving.py.
+if CACHES["default"]["BACKEND"].endswith("ResilientDatabaseCache"):  # noqa: F405
+    CACHES = {"default": {"BACKEND": "conversations.cachebackends.ResilientLocMemCache"}}
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

@@ -209,3 +209,45 @@ def test_a_members_record_is_read_again_only_when_its_state_changes(key_pair):
     assert len(responses.calls) == 1
     client.get_member(CON, MEM, known_state="LEFT")
     assert len(responses.calls) == 2
+
+
+# --- one deadline for the whole page
+
+
+@responses.activate
+def test_a_pages_reads_share_one_deadline_however_many_there_are(key_pair):
+    from conversations.client.budget import page_deadline
+
+    client = make_client(key_pair[0], page_budget=3.0)
+
+    def slow_member(request):
+        time.sleep(1.0)
+        return 200, {}, json.dumps(fixture("member.json"))
+
+    members = [f"MEM-{n:08d}-aaaa-4bbb-8ccc-dddddddddddd" for n in range(50)]
+    for member in members:
+        responses.add_callback(
+            responses.GET, f"{CONVERSATION_URL}/members/{member}", callback=slow_member
+        )
+    responses.add_callback(responses.GET, CONVERSATION_URL, callback=slow_conversation(1.0))
+    started = time.monotonic()
+    with page_deadline(0.4):
+        outcomes = c.concurrently(
+            **{m: (lambda m=m: client.get_member(CON, m)) for m in members}
+        )  # more reads than the fetch pool has threads: most wait in its queue
+        with pytest.raises(c.StillLoading):
+            client.get_conversation(CON)  # and a read after them: past the deadline already
+    assert time.monotonic() - started < 1.0
+    assert all(isinstance(o.error, c.StillLoading) for o in outcomes.values())
+    finish_background_reads(client, seconds=10)
+
+
+@responses.activate
+def test_a_read_past_the_deadline_still_answers_from_the_cache(key_pair):
+    from conversations.client.budget import page_deadline
+
+    client = make_client(key_pair[0], cache_seconds=5)
+    responses.get(CONVERSATION_URL, json=fixture("conversation.json"))
+    client.get_conversation(CON)
+    with page_deadline(0):
+        assert client.get_conversation(CON).id == CON

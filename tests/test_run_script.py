@@ -59,6 +59,7 @@ def test_run_serves_the_sandbox_demo_and_stops_everything(tmp_path, stop_signal)
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "DEMO_PASSWORD": "demo-password-for-the-test",
         "SANDBOX_ACTIVITY": "0.5",
+        "SECRET_KEY_FILE": str(tmp_path / "secret_key"),
     }
     run = subprocess.Popen(
         [sys.executable, "scripts/run.py"],
@@ -108,18 +109,20 @@ def test_run_with_vonage_credentials_serves_that_api_and_creates_no_demo_user(tm
         "VONAGE_APPLICATION_ID": sandbox.application_id,
         "VONAGE_PRIVATE_KEY_PATH": str(key),
         "VONAGE_API_BASE_URL": sandbox.base_url,
-        "DEBUG": "true",  # for the setup commands below; run.py sets it itself
+        "SECRET_KEY_FILE": str(tmp_path / "secret_key"),
+        "DEBUG": "true",  # for the setup commands below; run.py must not run with it
     }
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
-    subprocess.run(
-        [*manage, "ensure_staff_user", "--username", "ops"],
-        cwd=ROOT,
-        env=env | {"DEMO_PASSWORD": "ops-password-123"},
-        check=True,
-        timeout=60,
-    )
-    del env["DEBUG"]
+    for username, flags in (("ops", []), ("demo", ["--sandbox-demo"])):
+        # "demo" as an earlier sandbox run of `make run` left it in the same database.
+        subprocess.run(
+            [*manage, "ensure_staff_user", "--username", username, *flags],
+            cwd=ROOT,
+            env=env | {"DEMO_PASSWORD": f"{username}-password-123"},
+            check=True,
+            timeout=60,
+        )
     run = subprocess.Popen(
         [sys.executable, "scripts/run.py"],
         cwd=ROOT,
@@ -134,8 +137,52 @@ def test_run_with_vonage_credentials_serves_that_api_and_creates_no_demo_user(tm
         assert page.url == base + "/conversations/"
         assert len(re.findall(r'href="/conversations/CON-', page.text)) >= 10
         assert "sandbox-badge" not in page.text
+        stylesheet = re.search(r'href="(/static/dashboard/dashboard[^"]*\.css)"', page.text)
+        assert requests.get(base + stylesheet.group(1), timeout=5).status_code == 200
+
+        demo = log_in(base, "demo", "demo-password-123", run)
+        assert demo.url == base + "/login/", "the sandbox's demo user cannot log in"
+
+        # DEBUG is off: Django's debug pages (settings, headers: secrets) never show.
+        missing = requests.get(base + "/nowhere/", timeout=5)
+        assert missing.status_code == 404
+        assert "URLconf" not in missing.text and "DEBUG" not in missing.text
     finally:
         run.send_signal(signal.SIGINT)
         output = run.communicate(timeout=20)[0]
     assert f"running against {sandbox.base_url}" in output
     assert "Log in as" not in output, "no demo user on a real application"
+    assert "'demo' was deactivated" in output
+    assert "DEBUG is ignored" in output
+    secret_key = tmp_path / "secret_key"
+    assert secret_key.stat().st_mode & 0o777 == 0o600
+    assert len(secret_key.read_text().strip()) >= 50
+
+
+# --- which users count as the sandbox's demo user
+
+
+@pytest.mark.django_db
+def test_a_demo_user_from_before_the_mark_is_known_by_its_demo_password(
+    django_user_model, monkeypatch
+):
+    from django.core.management import call_command
+
+    monkeypatch.setenv("DEMO_PASSWORD", "old-demo-password")
+    demo = django_user_model.objects.create_user(
+        "demo", password="old-demo-password", is_staff=True
+    )
+    call_command("retire_sandbox_demo_users")
+    demo.refresh_from_db()
+    assert demo.is_active is False
+
+
+@pytest.mark.django_db
+def test_a_real_user_called_demo_is_left_alone(django_user_model, monkeypatch):
+    from django.core.management import call_command
+
+    monkeypatch.setenv("DEMO_PASSWORD", "the-sandbox-demo-password")
+    real = django_user_model.objects.create_user("demo", password="their-own-password")
+    call_command("retire_sandbox_demo_users")
+    real.refresh_from_db()
+    assert real.is_active is True

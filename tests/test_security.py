@@ -7,6 +7,7 @@ import re
 
 import pytest
 import responses
+from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tests.conftest import API, fixture
@@ -146,6 +147,80 @@ def test_a_few_wrong_passwords_then_the_right_one_log_in(client, staff_user, set
     assert "_auth_user_id" in client.session
 
 
+# --- login throttling behind a proxy (issue 8, fault 10)
+
+PROXY = "10.0.0.1"  # what REMOTE_ADDR says for every client behind the TLS proxy
+
+
+def login_from(client, address: str, username: str, password: str, forwarded: str | None = None):
+    return client.post(
+        reverse("login"),
+        {"username": username, "password": password},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR=forwarded or address,
+    )
+
+
+@pytest.mark.django_db
+def test_wrong_passwords_from_one_client_behind_the_proxy_lock_out_no_other(
+    client, staff_user, settings
+):
+    settings.TRUSTED_PROXY_COUNT = 1
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        response = login_from(client, "203.0.113.5", "staff", "wrong")
+    assert response.status_code == 429, "client A is locked out"
+    other = login_from(Client(), "198.51.100.7", "staff", "staff-password-1")
+    assert other.status_code == 302, "the same staff member, from client B, is not"
+
+
+@pytest.mark.django_db
+def test_a_forged_forwarded_for_does_not_escape_a_lock_out(client, staff_user, settings):
+    """Only the entry the trusted proxy appended counts; the client writes the ones before it."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        forged = f"192.0.2.{attempt}, 203.0.113.5"
+        response = login_from(client, "", "staff", "wrong", forwarded=forged)
+    assert response.status_code == 429
+    assert login_from(client, "203.0.113.5", "staff", "staff-password-1").status_code == 429
+
+
+@pytest.mark.django_db
+def test_many_usernames_from_one_address_are_throttled(client, staff_user, settings):
+    """56 attempts against different usernames from one address (seen in 8 s): locked out."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    statuses = [
+        login_from(client, "203.0.113.9", f"user{n}", "wrong").status_code for n in range(56)
+    ]
+    limit = settings.AXES_IP_FAILURE_LIMIT
+    assert statuses[: limit - 1] == [200] * (limit - 1), "a few typos are only failed logins"
+    assert set(statuses[limit:]) == {429}
+    assert login_from(client, "203.0.113.9", "staff", "staff-password-1").status_code == 429
+    assert login_from(Client(), "198.51.100.7", "staff", "staff-password-1").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("count", "remote", "forwarded", "expected"),
+    [
+        (0, "198.51.100.1", "203.0.113.5", "198.51.100.1"),  # no proxy: the header is the client's
+        (1, PROXY, "203.0.113.5", "203.0.113.5"),
+        (1, PROXY, "1.2.3.4, 203.0.113.5", "203.0.113.5"),
+        (2, PROXY, "1.2.3.4, 203.0.113.5, 10.0.0.2", "203.0.113.5"),
+        (2, PROXY, "203.0.113.5", PROXY),  # fewer hops than proxies: not through them
+        (1, PROXY, "", PROXY),
+        (1, PROXY, "not-an-address", PROXY),
+        (1, PROXY, "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_the_client_address_trusts_exactly_the_configured_proxies(
+    rf, settings, count, remote, forwarded, expected
+):
+    from conversations.login_throttle import client_address
+
+    settings.TRUSTED_PROXY_COUNT = count
+    request = rf.get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_address(request) == expected
+
+
 # --- headers
 
 
@@ -186,6 +261,28 @@ def test_the_private_key_never_reaches_a_page_or_a_log(staff_client, upstream, k
     for call in upstream.calls:
         token = call.request.headers["Authorization"]
         assert token not in caplog.text, "tokens are not logged either"
+
+
+@pytest.mark.django_db
+def test_a_server_error_page_shows_no_token_or_detail(staff_client, use_client, settings):
+    """Fault 9: a server error shows the plain 500 page, never Django's debug page (which showed
+    the live Authorization header). Whatever the error's message holds."""
+    token = "eyJhbGciOiJSUzI1NiJ9.live-token-that-must-not-show"
+
+    class Failing:
+        def __getattr__(self, name):
+            def fail(*args, **kwargs):
+                raise RuntimeError(f"Authorization: Bearer {token}")
+
+            return fail
+
+    use_client(Failing())
+    staff_client.raise_request_exception = False
+    response = staff_client.get(reverse("conversations:list"), HTTP_AUTHORIZATION=f"Bearer {token}")
+    body = response.content.decode()
+    assert response.status_code == 500
+    assert token not in body and "Bearer" not in body
+    assert "Traceback" not in body and "settings" not in body.lower()
 
 
 def test_the_client_and_its_config_do_not_print_their_key(api, key_pair):

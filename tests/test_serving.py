@@ -1,74 +1,62 @@
 """Production-like serving: gunicorn with the project's config, whitenoise's hashed and compressed
-static files, DEBUG off, and the sandbox as upstream (what `make serve` runs, on a free port)."""
+static files, DEBUG off, the default cache (a table in SQLite, shared by both workers), and the
+sandbox as upstream (what `make serve` runs without Redis, on a free port)."""
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.gunicorn import ROOT, gunicorn_on_sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
+
+class Served(str):
+    """The base URL of the served dashboard, with the path of its log."""
+
+    log: Path
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, sandbox):
     tmp = tmp_path_factory.mktemp("serve")
-    key = tmp / "private.pem"
-    key.write_text(sandbox.private_key_pem)
-    port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp),
-        "READ_DOT_ENV": "false",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "SECURE_SSL_REDIRECT": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "STATIC_ROOT": str(tmp / "static"),  # not the repository's staticfiles/
-        "VONAGE_APPLICATION_ID": sandbox.application_id,
-        "VONAGE_PRIVATE_KEY_PATH": str(key),
-        "VONAGE_API_BASE_URL": sandbox.base_url,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_ACCESS_LOG": str(tmp / "access.log"),
-    }
-    manage = [sys.executable, "manage.py"]
-    for command in (["collectstatic", "--noinput", "-v", "0"], ["migrate", "--noinput", "-v", "0"]):
-        subprocess.run(manage + command, cwd=ROOT, env=env, check=True, timeout=120)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "dashboard_project/gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    plain_http = {"SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false"}
+    with gunicorn_on_sandbox(tmp, sandbox, **plain_http) as (base, env):
+        subprocess.run(
+            [sys.executable, "manage.py", "ensure_staff_user", "--username", "ops"],
+            cwd=ROOT,
+            env=env | {"DEMO_PASSWORD": "serving-password-1"},
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
+        served = Served(base)
+        served.log = tmp / "gunicorn.log"
+        yield served
+
+
+def logged_in(base: str) -> requests.Session:
+    session = requests.Session()
+    session.get(base + "/login/", timeout=10)
+    response = session.post(
+        base + "/login/",
+        data={
+            "username": "ops",
+            "password": "serving-password-1",
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        headers={"Referer": base + "/login/"},
+        timeout=10,
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/healthz", timeout=1).close()
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None, server.stderr.read()
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        server.stderr.close()
+    assert response.url == base + "/conversations/", response.status_code
+    return session
 
 
 def test_gunicorn_serves_the_probes(served):
@@ -104,3 +92,51 @@ def test_an_error_page_shows_no_debug_detail(served):
     response = requests.get(served + "/nowhere/", timeout=5)
     assert response.status_code == 404
     assert "Traceback" not in response.text and "URLconf" not in response.text
+
+
+def test_sqlite_under_concurrent_load_fails_no_page(served, sandbox):
+    """Both workers, 12 staff at once, SQLite holding the sessions and the cache: every page is
+    served, and "database is locked" reaches no one (not even the log)."""
+    sessions = [logged_in(served) for _ in range(12)]
+    sandbox.set_fault(latency_ms=100)  # reads overlap
+    try:
+        start = threading.Barrier(len(sessions))
+
+        def browse(session: requests.Session) -> list[int]:
+            start.wait(timeout=30)
+            return [
+                session.get(served + "/conversations/" + query, timeout=30).status_code
+                for query in ("?page_size=25", "?page_size=50", "?order=asc", "")
+            ]
+
+        with ThreadPoolExecutor(len(sessions)) as pool:
+            statuses = [code for codes in pool.map(browse, sessions) for code in codes]
+    finally:
+        sandbox.clear_faults()
+    assert statuses == [200] * 48
+    log = served.log.read_text()
+    assert "database is locked" not in log and "Traceback" not in log
+
+
+def test_healthz_answers_at_once_while_readyz_probes_pile_up(served, sandbox):
+    """Fault 1: 30 anonymous /readyz while the API takes 8 s must not use up the workers."""
+    import conversations.health as health
+
+    requests.get(served + "/readyz", timeout=10)  # warm: the next ones answer from it or refresh
+    time.sleep(health.READY_MAX_AGE_SECONDS)
+    sandbox.set_fault(latency_ms=8000)
+    try:
+        with ThreadPoolExecutor(30) as pool:
+            started = time.monotonic()
+            probes = [pool.submit(requests.get, served + "/readyz", timeout=30) for _ in range(30)]
+            time.sleep(0.5)
+            healthz = requests.get(served + "/healthz", timeout=5)
+            healthz_seconds = time.monotonic() - started - 0.5
+            answers = [probe.result() for probe in probes]
+            probes_seconds = time.monotonic() - started
+    finally:
+        sandbox.clear_faults()
+    assert healthz.status_code == 200
+    assert healthz_seconds < 1
+    assert {answer.status_code for answer in answers} <= {200, 503}
+    assert probes_seconds < health.CHECK_TIMEOUT_SECONDS + 2

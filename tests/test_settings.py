@@ -24,7 +24,8 @@ def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
         "import json, dashboard_project.settings as s; "
         "print(json.dumps({k: str(getattr(s, k)) for k in "
         "('DEBUG', 'USING_SANDBOX', 'VONAGE_API_BASE_URL', 'VONAGE_APPLICATION_ID', "
-        "'VONAGE_PRIVATE_KEY_PATH', 'CACHES', 'DATABASES')}))"
+        "'VONAGE_PRIVATE_KEY_PATH', 'CACHES', 'DATABASES', 'UPSTREAM_CACHE_SECONDS', "
+        "'SESSION_ENGINE', 'SECURE_CSP')}))"
     )
     base = {"PATH": os.environ["PATH"], "READ_DOT_ENV": "false", "HOME": str(tmp_path)}
     return subprocess.run(
@@ -83,7 +84,7 @@ def test_debug_runs_without_a_secret_key_on_the_sandbox(tmp_path):
     assert values["USING_SANDBOX"] == "True"
     assert values["VONAGE_API_BASE_URL"] == "http://127.0.0.1:8001"
     assert values["VONAGE_PRIVATE_KEY_PATH"].endswith(".sandbox/private.pem")
-    assert "locmem" in values["CACHES"] and "sqlite3" in values["DATABASES"]
+    assert "ResilientDatabaseCache" in values["CACHES"] and "sqlite3" in values["DATABASES"]
 
 
 def test_the_sandbox_port_moves_the_sandbox_url(tmp_path):
@@ -124,7 +125,24 @@ def test_vonage_credentials_point_the_dashboard_at_vonage(tmp_path, key_pair):
     assert values["USING_SANDBOX"] == "False"
     assert values["VONAGE_API_BASE_URL"] == "https://api.nexmo.com"
     assert values["VONAGE_APPLICATION_ID"] == "app-123"
-    assert "RedisCache" in values["CACHES"] and "postgresql" in values["DATABASES"]
+    assert "ResilientRedisCache" in values["CACHES"] and "postgresql" in values["DATABASES"]
+
+
+def test_an_upstream_read_is_shared_for_one_refresh_interval_by_default(tmp_path):
+    """A cache lifetime shorter than the refresh re-reads every key more often than anyone looks."""
+    result = load_settings(tmp_path, DEBUG="true", DASHBOARD_REFRESH_SECONDS="7")
+    assert json.loads(result.stdout)["UPSTREAM_CACHE_SECONDS"] == "7"
+    result = load_settings(
+        tmp_path, DEBUG="true", DASHBOARD_REFRESH_SECONDS="7", UPSTREAM_CACHE_SECONDS="2"
+    )
+    assert json.loads(result.stdout)["UPSTREAM_CACHE_SECONDS"] == "2"
+
+
+def test_sessions_read_through_redis_but_not_through_a_database_cache(tmp_path):
+    on_redis = load_settings(tmp_path, DEBUG="true", CACHE_URL="redis://127.0.0.1:6379/3")
+    assert json.loads(on_redis.stdout)["SESSION_ENGINE"].endswith("cached_db")
+    on_database = load_settings(tmp_path, DEBUG="true")
+    assert json.loads(on_database.stdout)["SESSION_ENGINE"].endswith(".db")
 
 
 def test_the_run_script_uses_the_sandbox_application_id_of_the_settings():
@@ -171,6 +189,15 @@ def test_the_configured_client_survives_a_missing_key_file(settings, tmp_path):
 
 
 # --- probes
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readiness():
+    from conversations import health
+
+    health.reset()
+    yield
+    health.reset()
 
 
 def test_healthz_is_ok_without_login(client):

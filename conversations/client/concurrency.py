@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -9,8 +10,9 @@ from typing import Any
 
 from .errors import UpstreamError
 
-# Page threads wait here on reads; the reads' fetches run in readcache's own pool.
-_pages = ThreadPoolExecutor(max_workers=16, thread_name_prefix="upstream-page")
+# Page threads only wait here (the fetches run in readcache's own pool), each at most until its
+# page's deadline: waiting threads are cheap, and too few would queue pages behind each other.
+_pages = ThreadPoolExecutor(max_workers=64, thread_name_prefix="upstream-page")
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,10 @@ class Outcome:
 
 
 def concurrently(**calls: Callable[[], Any]) -> dict[str, Outcome]:
-    """Run the reads at once; each is bounded by the page budget, so this is too."""
-    futures = {name: _pages.submit(call) for name, call in calls.items()}
+    """Run the reads at once, each within the caller's page deadline (carried in its context)."""
+    futures = {
+        name: _pages.submit(contextvars.copy_context().run, call) for name, call in calls.items()
+    }
     outcomes = {}
     for name, future in futures.items():
         try:

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from django.core.cache import caches
 
+from . import budget
 from .config import ClientConfig
 from .errors import (
     NotFound,
@@ -95,6 +96,7 @@ class ReadCache:
             logger.debug("upstream GET %s cache=hit", label)
             return self._answer(entry, key)
         future = self._fetch_once(key, load, fresh_seconds)
+        wait_seconds = budget.wait_limit(wait_seconds)
         try:
             return future.result(timeout=wait_seconds)
         except FutureTimeout:

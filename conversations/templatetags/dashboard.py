@@ -2,8 +2,9 @@
 
 Everything they are given may be upstream data, so hostile. Filters return plain strings that the
 template autoescapes; the tags that build markup do it with `format_html`, which escapes every
-argument. A URL is only ever put in a link or an image when its scheme is http or https, and an id
-only becomes a dashboard link when it is well formed (`ids.is_valid`).
+argument. A URL is only ever put in a link when its scheme is http or https, and in an image only
+when it is https on a host in DASHBOARD_IMAGE_HOSTS; an id only becomes a dashboard link when it
+is well formed (`ids.is_valid`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import functools
 import math
 import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import template
+from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -63,6 +66,42 @@ def safe_url(value: Any) -> str:
     if not rest.startswith("//") or len(rest) == 2:
         return ""
     return url
+
+
+def _image_allowed(url: str) -> bool:
+    """https, on exactly a host of DASHBOARD_IMAGE_HOSTS (default port, no user info): what the
+    Content Security Policy's img-src allows too, so the browser and the page agree."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    netloc = parts.netloc.lower()
+    host = netloc.removesuffix(":443")
+    return parts.scheme.lower() == "https" and host in settings.DASHBOARD_IMAGE_HOSTS
+
+
+@register.simple_tag
+def upstream_image(url: Any, alt: Any = "") -> SafeString | str:
+    """`{% upstream_image url alt %}`: an upstream image_url as an image when its host is one
+    staff chose to load images from (DASHBOARD_IMAGE_HOSTS, https only), else as text (an http or
+    https URL) or nothing. Remote images are off by default: loading any URL an API user set
+    would let them track who looks at a conversation, or make staff browsers request internal
+    hosts."""
+    safe = safe_url(url)
+    if not safe:
+        return ""  # javascript:, data: and the like are not even shown
+    if _image_allowed(safe):
+        return format_html(
+            '<img class="conversation-image" src="{}" alt="{}" width="64" height="64" '
+            'referrerpolicy="no-referrer">',
+            safe,
+            _text(alt) if alt else "",
+        )
+    return format_html(
+        '<span class="upstream-image-url" title="Remote images are only shown from the hosts in '
+        'DASHBOARD_IMAGE_HOSTS">Image: <code>{}</code></span>',
+        truncate_middle(safe, 120),
+    )
 
 
 def _as_utc(value: Any) -> dt.datetime | None:

@@ -248,7 +248,7 @@ def test_body_modes_rewrite_the_real_answer(sb):
     )
     sb.set_fault(mode="huge", huge_bytes=100_000)
     items = get(sb).json()["_embedded"]["conversations"]
-    assert all(len(item["name"]) == 100_000 for item in items)
+    assert len(items[0]["name"]) == 100_000 and len(items[1]["name"]) < 1000
     sb.set_fault(mode="bad_gzip")
     raw = requests.get(
         sb.base_url + "/v1/conversations", headers=sb.auth_headers(), stream=True, timeout=5

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
+
+# The group that marks the users `make run` made for the sandbox demo: they are deactivated when
+# the dashboard runs on a real application (retire_sandbox_demo_users).
+SANDBOX_DEMO_GROUP = "sandbox demo"
 
 
 class Command(BaseCommand):
@@ -16,10 +23,15 @@ class Command(BaseCommand):
             default="DEMO_PASSWORD",
             help="Name of the environment variable holding the password.",
         )
+        parser.add_argument(
+            "--sandbox-demo",
+            action="store_true",
+            help="Mark the user as the sandbox's demo user (no login on a real application).",
+        )
 
-    def handle(self, *args, username: str, password_env: str, **options) -> None:
-        import os
-
+    def handle(
+        self, *args, username: str, password_env: str, sandbox_demo: bool, **options
+    ) -> None:
         password = os.environ.get(password_env, "")
         if len(password) < 8:
             raise CommandError(f"${password_env} must hold a password of at least 8 characters.")
@@ -28,4 +40,6 @@ class Command(BaseCommand):
         user.is_active = True
         user.set_password(password)
         user.save()
+        if sandbox_demo:
+            user.groups.add(Group.objects.get_or_create(name=SANDBOX_DEMO_GROUP)[0])
         self.stdout.write(f"{'Created' if created else 'Updated'} staff user {username!r}.")
