@@ -124,13 +124,15 @@ def discover(stack: Stack, need: int) -> dict[str, Any]:
         count = len(embedded(events, "events"))
         if events.get("_links", {}).get("next"):
             count = 100 + 1  # more than a page: not a "~100 events" candidate worth paging
-        info[cid] = {"state": state, "events": count}
+        members = len(embedded(stack.api(f"/v1/conversations/{cid}/members"), "members"))
+        info[cid] = {"state": state, "events": count, "members": members}
     small = min(info, key=lambda cid: (abs(info[cid]["events"] - 100), cid))
     live = sorted(cid for cid, i in info.items() if i["state"] == "ACTIVE" and cid != small)
     if not live:
         raise StackError("the sandbox has no ACTIVE conversation to poll")
     poll = live[0]
-    cold = sorted(cid for cid in info if cid not in (small, poll))
+    crowded = max(live, key=lambda cid: (info[cid]["members"], cid))  # for the members tab
+    cold = sorted(cid for cid in info if cid not in (small, poll, crowded))
     random.Random(42).shuffle(cold)
     warmup, cold = cold[:4], cold[4:]
     if len(cold) < need:
@@ -142,6 +144,8 @@ def discover(stack: Stack, need: int) -> dict[str, Any]:
         "small_events": info[small]["events"],
         "poll": poll,
         "poll_events": info[poll]["events"],
+        "crowded": crowded,
+        "crowded_members": info[crowded]["members"],
         "warmup": warmup,
         "cold": cold[:need],
     }
@@ -272,11 +276,13 @@ def phase_polling(
     rec: load.Recorder,
     staff: list[load.Staff],
     conversation_id: str,
+    tab: str,
 ) -> dict[str, Any]:
     log(
-        f"polling: {args.viewers} viewers on one live conversation, both panels every "
-        f"{args.interval:g} s for {args.poll_seconds:g} s"
+        f"polling: {args.viewers} viewers with the {tab} tab of one live conversation open, "
+        f"both panels every {args.interval:g} s for {args.poll_seconds:g} s"
     )
+    stack.flush_cache()
     viewers = []
     for i in range(args.viewers):
         browser = load.Staff(stack.dashboard_url, rec)
@@ -291,6 +297,7 @@ def phase_polling(
         load.viewer(
             viewers[i],
             conversation_id,
+            tab=tab,
             opened=opened,
             started=started,
             until=until,
@@ -328,7 +335,9 @@ def phase_polling(
         "upstream": upstream,
         "per_interval": per_interval,
         "per_minute": upstream["requests"] * 60 / window,
-        "polls": len(rec.samples["events-poll"]) + len(rec.samples["header-poll"]),
+        "per_minute_by_endpoint": {
+            short_endpoint(k): v * 60 / window for k, v in upstream["by_endpoint"].items()
+        },
     }
 
 
@@ -367,6 +376,20 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
             "<= 2",
             f"{worst:.2f} ({breakdown})",
             verdict(worst <= 2),
+        ]
+    )
+
+    members = r["members"]
+    events_per_minute = r["polling"]["per_minute"]
+    breakdown = ", ".join(f"{k} {v:.0f}" for k, v in members["per_minute_by_endpoint"].items())
+    rows.append(
+        [
+            f"{args.viewers} viewers with the Members tab of a {r['world']['crowded_members']}-"
+            f"member conversation open, refreshing every {args.interval:g} s: upstream calls a "
+            f"minute (member records re-read only when their state changes)",
+            f"<= the Events tab's ({events_per_minute:.0f})",
+            f"{members['per_minute']:.0f} ({breakdown})",
+            verdict(members["per_minute"] <= events_per_minute),
         ]
     )
 
@@ -430,9 +453,11 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
         "events-cold-small": "events tab, small conversation, cold",
         "events-warm-big": "events tab, big conversation, cached",
         "events-warm-small": "events tab, small conversation, cached",
-        "viewer-open": "viewers: events tab opened",
-        "events-poll": "viewers: events poll (#events-poller, HX-Target event-rows)",
-        "header-poll": "viewers: header poll (#conversation-header)",
+        "viewer-open": "viewers: events or members tab opened",
+        "events-poll": "viewers: events poll (/events/poll/)",
+        "members-load": "viewers: members panel's first load (each member's record)",
+        "members-poll": "viewers: members panel refresh (/members/panel/)",
+        "header-poll": "viewers: header poll (/header/)",
     }
     rps = {
         "healthz": t["healthz_rps"],
@@ -595,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
         results["throughput"] = phase_throughput(args, stack, rec, staff)
         results["staff"] = phase_staff(args, stack, rec, staff, world["cold"])
         results["events"] = phase_events(args, stack, rec, staff[0], world)
-        results["polling"] = phase_polling(args, stack, rec, staff, world["poll"])
+        results["polling"] = phase_polling(args, stack, rec, staff, world["poll"], "events")
+        results["members"] = phase_polling(args, stack, rec, staff, world["crowded"], "members")
         results["memory"] = stack.worker_memory()
         results["upstream_total"] = upstream_delta(discovered, stack.upstream_stats())
         results["upstream_total"]["jwt_ids_seen"] = stack.upstream_stats().get("jwt_ids_seen")
