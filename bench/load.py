@@ -149,15 +149,16 @@ class Poll:
     headers: dict[str, str]
 
 
-def htmx_poll(page: requests.Response | None, element_id: str) -> Poll | None:
-    """The poll of the element with this id in a page (None when it is not there or not live)."""
+def htmx_poll(page: requests.Response | None, element_id: str, *, live: bool = True) -> Poll | None:
+    """The poll of the element with this id in a page (None when it is not there or, with
+    `live`, when it does not poll: without, any hx-get it has, such as a load trigger's)."""
     if page is None or page.status_code != 200:
         return None
     tag = re.search(rf'<[a-z]+ id="{re.escape(element_id)}"[^>]*>', page.text)
     if tag is None:
         return None
     attributes = {k: html.unescape(v) for k, v in ATTRIBUTE.findall(tag.group(0))}
-    if "hx-get" not in attributes or "data-poll" not in tag.group(0):
+    if "hx-get" not in attributes or (live and "data-poll" not in tag.group(0)):
         return None
     target = attributes.get("hx-target", "this")
     target_id = element_id if target == "this" else target.removeprefix("#")
@@ -184,29 +185,37 @@ def viewer(
     browser: Staff,
     conversation_id: str,
     *,
+    tab: str,
     opened: threading.Barrier,
     started: threading.Event,
     until: list[float],
     interval: float,
     rng: random.Random,
 ) -> None:
-    """A staff member with the events tab open: both live panels poll every `interval` s.
+    """A staff member with a conversation's tab open ("events" or "members"): the header and the
+    tab's live panel poll every `interval` s.
 
-    The first polls come at a random point of the first interval, as viewers open the page at
+    The members panel first loads itself (each member's record) and polls from that answer. The
+    first polls come at a random point of the first interval, as viewers open the page at
     different moments; after that, every `interval` seconds like htmx's `every 5s`.
     """
-    page = browser.get("viewer-open", f"/conversations/{conversation_id}/events/")
-    events = htmx_poll(page, "events-poller")
+    page = browser.get("viewer-open", f"/conversations/{conversation_id}/{tab}/")
     header = htmx_poll(page, "conversation-header")
+    if tab == "events":
+        panel, kind = htmx_poll(page, "events-poller"), "events-poll"
+    else:
+        loader = htmx_poll(page, "members-panel", live=False)
+        loaded = browser.get("members-load", loader.url, loader.headers) if loader else None
+        panel, kind = htmx_poll(loaded, "members-panel"), "members-poll"
     opened.wait()
     started.wait()
-    if events is None or header is None:
-        raise BenchError(f"the events tab of {conversation_id} does not poll both panels")
+    if panel is None or header is None:
+        raise BenchError(f"the {tab} tab of {conversation_id} does not poll both panels")
     next_at = time.monotonic() + rng.uniform(0, interval)
     while next_at < until[0]:
         delay = next_at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        browser.get("events-poll", events.url, events.headers)
+        browser.get(kind, panel.url, panel.headers)
         browser.get("header-poll", header.url, header.headers)
         next_at += interval

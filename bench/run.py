@@ -12,7 +12,7 @@ Everything started is stopped at the end, on errors and on Ctrl-C.
 
     make bench                          # about 2 minutes
     make bench BENCH_ARGS=--quick       # about 1 minute
-    make bench BENCH_ARGS="--latency-ms 200 --cache locmem"
+    make bench BENCH_ARGS="--latency-ms 200 --cache database"
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: `python bench/run.py`
 from bench import load, report
 from bench.stack import ROOT, STAFF_USERNAME, Stack, StackError, redis_available
 
-CACHE_SECONDS = 2.0  # the dashboard's UPSTREAM_CACHE_SECONDS default
+REFRESH_SECONDS = 5.0  # the dashboard's DASHBOARD_REFRESH_SECONDS default
 JWT_TTL_SECONDS = 900  # VONAGE_JWT_TTL_SECONDS default
 MEMORY_TARGET_MB = 150
 
@@ -59,9 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--staff", type=int, default=4, help="concurrent staff opening conversations (4)")
     add("--visits", type=int, default=None, help="conversations opened cold (100; quick 20)")
     add("--events-rounds", type=int, default=None, help="big/small events samples (20; quick 6)")
-    add("--cache", choices=("auto", "redis", "locmem"), default="auto",
-        help="the dashboard's cache: Redis (shared by the workers) or per-process locmem; "
-        "auto = Redis when it answers")  # fmt: skip
+    add("--cache", choices=("auto", "redis", "database"), default="auto",
+        help="the dashboard's cache: Redis, or the default without CACHE_URL (a table in the "
+        "database, shared by the workers of a host); auto = Redis when it answers")  # fmt: skip
     add("--redis-url", default="redis://127.0.0.1:6379/14",
         help="a Redis database the bench may flush (default db 14)")  # fmt: skip
     add("--workers", type=int, default=2, help="gunicorn workers (2)")
@@ -124,13 +124,15 @@ def discover(stack: Stack, need: int) -> dict[str, Any]:
         count = len(embedded(events, "events"))
         if events.get("_links", {}).get("next"):
             count = 100 + 1  # more than a page: not a "~100 events" candidate worth paging
-        info[cid] = {"state": state, "events": count}
+        members = len(embedded(stack.api(f"/v1/conversations/{cid}/members"), "members"))
+        info[cid] = {"state": state, "events": count, "members": members}
     small = min(info, key=lambda cid: (abs(info[cid]["events"] - 100), cid))
     live = sorted(cid for cid, i in info.items() if i["state"] == "ACTIVE" and cid != small)
     if not live:
         raise StackError("the sandbox has no ACTIVE conversation to poll")
     poll = live[0]
-    cold = sorted(cid for cid in info if cid not in (small, poll))
+    crowded = max(live, key=lambda cid: (info[cid]["members"], cid))  # for the members tab
+    cold = sorted(cid for cid in info if cid not in (small, poll, crowded))
     random.Random(42).shuffle(cold)
     warmup, cold = cold[:4], cold[4:]
     if len(cold) < need:
@@ -142,6 +144,8 @@ def discover(stack: Stack, need: int) -> dict[str, Any]:
         "small_events": info[small]["events"],
         "poll": poll,
         "poll_events": info[poll]["events"],
+        "crowded": crowded,
+        "crowded_members": info[crowded]["members"],
         "warmup": warmup,
         "cold": cold[:need],
     }
@@ -151,7 +155,9 @@ def discover(stack: Stack, need: int) -> dict[str, Any]:
 
 
 def cache_seconds(args: argparse.Namespace) -> float:
-    return float(args.extra_env.get("UPSTREAM_CACHE_SECONDS", CACHE_SECONDS))
+    # UPSTREAM_CACHE_SECONDS defaults to the refresh interval.
+    refresh = args.extra_env.get("DASHBOARD_REFRESH_SECONDS", REFRESH_SECONDS)
+    return float(args.extra_env.get("UPSTREAM_CACHE_SECONDS", refresh))
 
 
 def upstream_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -270,11 +276,13 @@ def phase_polling(
     rec: load.Recorder,
     staff: list[load.Staff],
     conversation_id: str,
+    tab: str,
 ) -> dict[str, Any]:
     log(
-        f"polling: {args.viewers} viewers on one live conversation, both panels every "
-        f"{args.interval:g} s for {args.poll_seconds:g} s"
+        f"polling: {args.viewers} viewers with the {tab} tab of one live conversation open, "
+        f"both panels every {args.interval:g} s for {args.poll_seconds:g} s"
     )
+    stack.flush_cache()
     viewers = []
     for i in range(args.viewers):
         browser = load.Staff(stack.dashboard_url, rec)
@@ -289,6 +297,7 @@ def phase_polling(
         load.viewer(
             viewers[i],
             conversation_id,
+            tab=tab,
             opened=opened,
             started=started,
             until=until,
@@ -326,7 +335,9 @@ def phase_polling(
         "upstream": upstream,
         "per_interval": per_interval,
         "per_minute": upstream["requests"] * 60 / window,
-        "polls": len(rec.samples["events-poll"]) + len(rec.samples["header-poll"]),
+        "per_minute_by_endpoint": {
+            short_endpoint(k): v * 60 / window for k, v in upstream["by_endpoint"].items()
+        },
     }
 
 
@@ -365,6 +376,20 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
             "<= 2",
             f"{worst:.2f} ({breakdown})",
             verdict(worst <= 2),
+        ]
+    )
+
+    members = r["members"]
+    events_per_minute = r["polling"]["per_minute"]
+    breakdown = ", ".join(f"{k} {v:.0f}" for k, v in members["per_minute_by_endpoint"].items())
+    rows.append(
+        [
+            f"{args.viewers} viewers with the Members tab of a {r['world']['crowded_members']}-"
+            f"member conversation open, refreshing every {args.interval:g} s: upstream calls a "
+            f"minute (member records re-read only when their state changes)",
+            f"<= the Events tab's ({events_per_minute:.0f})",
+            f"{members['per_minute']:.0f} ({breakdown})",
+            verdict(members["per_minute"] <= events_per_minute),
         ]
     )
 
@@ -428,9 +453,11 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
         "events-cold-small": "events tab, small conversation, cold",
         "events-warm-big": "events tab, big conversation, cached",
         "events-warm-small": "events tab, small conversation, cached",
-        "viewer-open": "viewers: events tab opened",
-        "events-poll": "viewers: events poll (#events-poller, HX-Target event-rows)",
-        "header-poll": "viewers: header poll (#conversation-header)",
+        "viewer-open": "viewers: events or members tab opened",
+        "events-poll": "viewers: events poll (/events/poll/)",
+        "members-load": "viewers: members panel's first load (each member's record)",
+        "members-poll": "viewers: members panel refresh (/members/panel/)",
+        "header-poll": "viewers: header poll (/header/)",
     }
     rps = {
         "healthz": t["healthz_rps"],
@@ -518,7 +545,7 @@ def describe_setup(args: argparse.Namespace, stack: Stack, world: dict[str, Any]
     cache = (
         f"Redis ({args.redis_url}, flushed first)"
         if stack.cache == "redis"
-        else "locmem (per worker: no coalescing across workers)"
+        else "the default database cache (SQLite, shared by the workers of this host)"
     )
     return (
         f"upstream latency {args.latency_ms} ms; gunicorn {args.workers} gthread workers x "
@@ -546,9 +573,9 @@ def render(tables: dict[str, Any], markdown: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.cache == "auto":
-        args.cache = "redis" if redis_available(args.redis_url) else "locmem"
-        if args.cache == "locmem":
-            log(f"Redis does not answer at {args.redis_url}: using locmem (per-worker) caches")
+        args.cache = "redis" if redis_available(args.redis_url) else "database"
+        if args.cache == "database":
+            log(f"Redis does not answer at {args.redis_url}: using the default database cache")
     elif args.cache == "redis" and not redis_available(args.redis_url):
         log(f"Redis does not answer at {args.redis_url}")
         return 2
@@ -593,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
         results["throughput"] = phase_throughput(args, stack, rec, staff)
         results["staff"] = phase_staff(args, stack, rec, staff, world["cold"])
         results["events"] = phase_events(args, stack, rec, staff[0], world)
-        results["polling"] = phase_polling(args, stack, rec, staff, world["poll"])
+        results["polling"] = phase_polling(args, stack, rec, staff, world["poll"], "events")
+        results["members"] = phase_polling(args, stack, rec, staff, world["crowded"], "members")
         results["memory"] = stack.worker_memory()
         results["upstream_total"] = upstream_delta(discovered, stack.upstream_stats())
         results["upstream_total"]["jwt_ids_seen"] = stack.upstream_stats().get("jwt_ids_seen")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 from django import forms
+from django.http import QueryDict
 
-from . import ids
+from . import dom, ids
 
 PAGE_SIZES = (10, 25, 50, 100)
 ORDER_CHOICES = (("desc", "Newest first"), ("asc", "Oldest first"))
@@ -20,21 +22,42 @@ EVENT_TYPE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9:_.-]{0,99}"
 MAX_BACKOFF_STEPS = 6
 
 
+class FlagField(forms.TypedChoiceField):
+    """A flag the page itself sets: "1", or absent. Anything else is refused, not read as yes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            choices=[("1", "1")], coerce=lambda value: value == "1", empty_value=False, **kwargs
+        )
+
+
 class _PagingForm(forms.Form):
     cursor = forms.RegexField(regex=rf"\A{CURSOR_PATTERN}\Z", required=False, max_length=1024)
     page_size = forms.TypedChoiceField(
-        choices=[(n, str(n)) for n in PAGE_SIZES], coerce=int, required=False, empty_value=None
+        choices=[(n, str(n)) for n in PAGE_SIZES],
+        coerce=int,
+        required=False,
+        empty_value=None,
+        label="Per page",
     )
-    order = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
+    order = forms.ChoiceField(choices=ORDER_CHOICES, required=False, label="Order")
 
     default_page_size = 25
     default_order = "desc"
 
-    def clean_page_size(self) -> int:
-        return self.cleaned_data.get("page_size") or self.default_page_size
-
-    def clean_order(self) -> str:
-        return self.cleaned_data.get("order") or self.default_order
+    def __init__(self, data: QueryDict | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # "Order", not "Order:", above its field
+        # Absent or blank means the default: filled in here, so the selects rendered from this
+        # form show what the page really shows.
+        if data is not None:
+            data = data.copy()
+            for name, default in (
+                ("order", self.default_order),
+                ("page_size", self.default_page_size),
+            ):
+                if not data.get(name):
+                    data[name] = str(default)
+        super().__init__(data, **kwargs)
 
 
 class ConversationListForm(_PagingForm):
@@ -73,27 +96,80 @@ class ConversationListForm(_PagingForm):
 MAX_EVENT_ID = 2**53
 
 
-class EventsForm(_PagingForm):
-    page_size = forms.TypedChoiceField(
-        choices=[(n, str(n)) for n in PAGE_SIZES], coerce=int, required=False, empty_value=None
-    )
-    event_type = forms.RegexField(
-        regex=rf"\A{EVENT_TYPE_PATTERN}\Z", required=False, max_length=100, label="Type"
-    )
-    # Only for polls: the newest event id on screen, and how far the poller has backed off.
-    after = forms.IntegerField(required=False, min_value=0, max_value=MAX_EVENT_ID)
-    backoff = forms.IntegerField(required=False, min_value=0, max_value=MAX_BACKOFF_STEPS)
+def _clean_event_type(value: str) -> str:
+    """One exact event type, or a clear sentence: the API filters by one type, no wildcards."""
+    if not value:
+        return ""
+    if "*" in value or value.endswith(":"):
+        raise forms.ValidationError(
+            "the API filters by one exact type, such as member:joined; a family such as "
+            "member: or member:* cannot be asked for."
+        )
+    if not re.fullmatch(EVENT_TYPE_PATTERN, value):
+        raise forms.ValidationError(
+            "a type is letters, digits and : _ . - only, such as member:joined or custom:note."
+        )
+    return value
 
-    default_page_size = 25
+
+class EventsForm(_PagingForm):
+    """The events tab's filters: what the tab's form shows, and what its links keep."""
+
+    event_type = forms.CharField(
+        required=False,
+        max_length=100,
+        strip=True,
+        label="Type",
+        widget=forms.TextInput(attrs={"placeholder": "any type", "autocomplete": "off"}),
+    )
+
+    def __init__(self, data: QueryDict | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "id_events_%s")  # the page also has the jump box's fields
+        super().__init__(data, **kwargs)
+        self.fields["event_type"].widget.attrs["list"] = dom.EVENT_TYPE_OPTIONS
+
+    def clean_event_type(self) -> str:
+        return _clean_event_type(self.cleaned_data.get("event_type") or "")
+
+
+class EventsPollForm(forms.Form):
+    """A poll for the events after the newest one shown (the events tab's live edge)."""
+
+    after = forms.IntegerField(min_value=0, max_value=MAX_EVENT_ID)
+    order = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
+    event_type = forms.CharField(required=False, max_length=100)
+    backoff = forms.IntegerField(required=False, min_value=0, max_value=MAX_BACKOFF_STEPS)
+    # Sent once the header saw the conversation end: fetch the last events, then stop.
+    over = FlagField(required=False)
+
+    def clean_event_type(self) -> str:
+        return _clean_event_type(self.cleaned_data.get("event_type") or "")
+
+    def clean_order(self) -> str:
+        return self.cleaned_data.get("order") or "desc"
 
 
 class UserListForm(_PagingForm):
-    name = forms.CharField(required=False, max_length=200, strip=True, label="Exact name")
+    name = forms.CharField(
+        required=False,
+        max_length=200,
+        strip=True,
+        label="Exact name",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
     default_order = "asc"
 
 
 class PollForm(forms.Form):
+    """How far a live or loading region has backed off after failures in a row."""
+
     backoff = forms.IntegerField(required=False, min_value=0, max_value=MAX_BACKOFF_STEPS)
+
+
+class PanelForm(PollForm):
+    """A live panel of a conversation's page; `over` once the header saw the conversation end."""
+
+    over = FlagField(required=False)
 
 
 class UserDetailForm(forms.Form):
@@ -132,4 +208,6 @@ def first_error(form: forms.Form) -> str:
     return "Invalid request."
 
 
-ID_IN_TEXT = re.compile(r"(CON|MEM|USR)-[0-9A-Za-z][0-9A-Za-z-]{0,79}")
+# An id anywhere in pasted text (a URL holding one works too), its prefix in any case: "icon-1"
+# is not one, hence the look-behind.
+ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(CON|MEM|USR)-[0-9A-Za-z][0-9A-Za-z-]{0,79}", re.I)

@@ -20,19 +20,24 @@ from .client import (
     NotFound,
     Outcome,
     RateLimited,
+    StillLoading,
     Unavailable,
     UpstreamError,
 )
 
 MAX_POLL_SECONDS = 120
+# A read still going on past the page's budget is asked for again this soon (then 2, 4, ... s).
+STILL_LOADING_SECONDS = 1
 
 
 @dataclass(frozen=True)
 class Problem:
-    what: str  # "Couldn't load the members"
+    what: str  # "Couldn't load the members", "Still loading the members"
     why: str  # a sentence about the cause, never a traceback
     retry_in: int | None  # seconds until the next automatic try, None when nothing retries
     stale_at: dt.datetime | None  # when the data still shown was fetched
+    loading: bool = False  # the API is slow, not failing: the panel fills in by itself
+    rejected: bool = False  # the API refused the request as asked (400): retrying cannot help
 
 
 def describe(exc: UpstreamError) -> str:
@@ -53,6 +58,8 @@ def describe(exc: UpstreamError) -> str:
             "The Conversation API refused the dashboard's credentials (401/403): check "
             "VONAGE_APPLICATION_ID and the private key."
         )
+    if isinstance(exc, StillLoading):
+        return "The Conversation API is slow to answer; the read goes on in the background."
     if isinstance(exc, Unavailable):
         if settings.USING_SANDBOX and exc.status is None:  # no answer at all, not an HTTP error
             return f"The local sandbox does not answer ({exc.detail}): `make run` starts it."
@@ -74,9 +81,30 @@ def poll_seconds(backoff: int = 0, retry_after: float | None = None) -> int:
     return int(min(seconds, MAX_POLL_SECONDS))
 
 
-def problem(what: str, exc: UpstreamError, retry_in: int | None) -> Problem:
+def retry_seconds(errors: list[UpstreamError], backoff: int) -> int:
+    """When a panel whose reads failed asks again: soon while the API is only slow (a read past
+    the budget goes on and fills the cache), else after the usual back-off."""
+    if errors and all(isinstance(e, StillLoading) for e in errors):
+        return min(STILL_LOADING_SECONDS * 2 ** max(backoff - 1, 0), poll_seconds(0))
+    retry_after = max((e.retry_after or 0 for e in errors), default=0)
+    return poll_seconds(backoff, retry_after)
+
+
+def problem(subject: str, exc: UpstreamError, retry_in: int | None) -> Problem:
+    """The banner for a failed read of `subject` ("the members"). A request the API refused (400)
+    is never retried."""
     stale_at = dt.datetime.fromtimestamp(exc.stale_at, dt.UTC) if exc.stale_at else None
-    return Problem(what=what, why=describe(exc), retry_in=retry_in, stale_at=stale_at)
+    rejected = isinstance(exc, BadRequest)
+    return Problem(
+        what=f"Still loading {subject}"
+        if isinstance(exc, StillLoading)
+        else f"Couldn't load {subject}",
+        why=describe(exc),
+        retry_in=None if rejected else retry_in,
+        stale_at=stale_at,
+        loading=isinstance(exc, StillLoading),
+        rejected=rejected,
+    )
 
 
 def value_or_stale(outcome: Outcome) -> Any:

@@ -1,3 +1,6 @@
+"""The dashboard's URLs: the pages, and each live panel of a conversation's page at its own URL
+(so a push can later say "fetch this panel again"). Ids are checked by path converters (ids.py)."""
+
 from django.urls import path, register_converter
 
 from . import ids, views
@@ -18,6 +21,14 @@ urlpatterns = [
         views.member_detail,
         name="member",
     ),
+    # The live panels of a conversation's page.
+    path("conversations/<con:conversation_id>/header/", views.header_panel, name="header"),
+    path(
+        "conversations/<con:conversation_id>/members/panel/",
+        views.members_panel,
+        name="members_panel",
+    ),
+    path("conversations/<con:conversation_id>/events/poll/", views.events_poll, name="events_poll"),
     path("users/", views.user_list, name="users"),
     path("users/<usr:user_id>/", views.user_detail, name="user"),
     path("jump/", views.jump, name="jump"),

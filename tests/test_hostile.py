@@ -23,22 +23,19 @@ def hostile_pages(sandbox, use_client, staff_client):
         "list": reverse("conversations:list") + "?page_size=100",
         "detail": reverse("conversations:detail", args=[con]),
         "events": reverse("conversations:events", args=[con]) + "?page_size=100",
-        "events poll": reverse("conversations:events", args=[con]) + "?after=0",
-        "members panel": reverse("conversations:members", args=[con]),
-        "header poll": reverse("conversations:detail", args=[con]),
+        "events poll": reverse("conversations:events_poll", args=[con]) + "?after=0",
+        "members panel": reverse("conversations:members_panel", args=[con]),
+        "header poll": reverse("conversations:header", args=[con]),
+        "events tab swap": reverse("conversations:events", args=[con]),
         "users": reverse("conversations:users") + "?page_size=100",
         "user": reverse("conversations:user", args=[world.hostile_user_id]),
     }
     for member in conversation.members:
         pages[f"member {member.id}"] = reverse("conversations:member", args=[con, member.id])
     responses = {}
+    htmx = {"events poll", "members panel", "header poll", "events tab swap"}
     for name, url in pages.items():
-        target = {
-            "events poll": "event-rows",
-            "members panel": "members-panel",
-            "header poll": "conversation-header",
-        }.get(name)
-        headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target} if target else {}
+        headers = {"HTTP_HX_REQUEST": "true"} if name in htmx else {}
         response = staff_client.get(url, **headers)
         assert response.status_code in (200, 286), name  # 286: a final look at an ended one
         responses[name] = response.content.decode()

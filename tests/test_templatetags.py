@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conversations import display
 from conversations.templatetags.dashboard import (
     duration,
     id_link,
@@ -190,6 +191,16 @@ def test_pretty_json_output_is_escaped_in_a_template():
     assert "&lt;script&gt;" in html
     assert "&quot;k&lt;&quot;: &quot;&#x27;&quot;" in html
     assert not isinstance(pretty_json({"text": XSS}), SafeString)
+
+
+def test_pretty_json_of_a_huge_value_is_cut_with_a_note():
+    huge = {"name": "N" * 1_000_000, "items": list(range(100_000))}
+    shown = pretty_json(huge)
+    assert len(shown) < display.JSON_LIMIT + 200
+    assert shown.startswith('{\n  "items": [')
+    assert "cut here: the whole value is" in shown
+    html = render("<pre>{{ v|pretty_json }}</pre>", v={"x": XSS * 20_000})
+    assert "<script>" not in html and "cut here" in html, "cut, and still escaped"
 
 
 def test_pretty_json_of_keys_that_cannot_be_sorted_keeps_their_order():
@@ -481,3 +492,19 @@ def test_the_filters_never_raise_and_always_give_text(value, length):
         v=value,
     )
     assert "<script" not in html and "<b>" not in html
+
+
+# --- fetch_again
+
+
+def test_fetch_again_asks_for_its_region_again_after_a_delay():
+    html = render('<div id="x" {% fetch_again url "x" 2 %}></div>', url="/users/?a=1&b=2")
+    assert 'hx-get="/users/?a=1&amp;b=2"' in html
+    assert 'hx-trigger="load delay:2s"' in html
+    assert 'hx-select="#x"' in html and 'hx-swap="outerHTML"' in html
+
+
+def test_fetch_again_escapes_what_it_is_given():
+    html = render('<div {% fetch_again url "x" 1 %}></div>', url='/x/" onmouseover="alert(1)')
+    assert 'onmouseover="alert' not in html
+    assert "&quot; onmouseover=&quot;alert(1)" in html

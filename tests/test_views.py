@@ -7,6 +7,7 @@ exact upstream requests and the exact failure modes.
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
@@ -24,6 +25,18 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 def htmx(target: str) -> dict[str, str]:
     return {**HTMX, "HTTP_HX_TARGET": target}
+
+
+def header_url() -> str:
+    return reverse("conversations:header", args=[CON])
+
+
+def panel_url() -> str:
+    return reverse("conversations:members_panel", args=[CON])
+
+
+def poll_url() -> str:
+    return reverse("conversations:events_poll", args=[CON])
 
 
 @pytest.fixture
@@ -75,6 +88,9 @@ PAGES = [
     reverse("conversations:users"),
     reverse("conversations:user", args=[USR]),
     reverse("conversations:jump") + f"?id={CON}",
+    reverse("conversations:header", args=[CON]),
+    reverse("conversations:members_panel", args=[CON]),
+    reverse("conversations:events_poll", args=[CON]) + "?after=1",
     "/",
 ]
 
@@ -185,7 +201,9 @@ def test_the_list_passes_its_filters_upstream(staff_client, upstream):
     )
     assert response.status_code == 200
     url = upstream.calls[0].request.url
-    assert "order=desc" in url and "page_size=50" in url and "date_start=2026-11-01" in url
+    assert "order=desc" in url and "page_size=50" in url
+    # The API reads a time without a zone as its own: the filter says UTC, so it sends the Z.
+    assert "date_start=2026-11-01T00%3A00%3A00Z" in url
 
 
 @pytest.mark.django_db
@@ -295,15 +313,14 @@ def test_the_members_panel_loads_each_members_record(staff_client, upstream):
     page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
     assert "loading channel and times" in page, "the page itself reads only the list"
     panel = re.search(r'<div id="members-panel"[^>]*>', page.replace("\n", " ")).group(0)
-    assert 'hx-trigger="load"' in panel
+    assert 'hx-trigger="load"' in panel and f'hx-get="{panel_url()}"' in panel
     assert "data-poll" not in panel, "pausing live updates must not stop this one-off load"
     assert not any(f"/members/{MEM}" in call.request.url for call in upstream.calls)
 
-    response = staff_client.get(
-        reverse("conversations:members", args=[CON]), **htmx("members-panel")
-    )
+    response = staff_client.get(panel_url(), **HTMX)
     html = response.content.decode()
     assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="members-panel"')
     assert "loading channel and times" not in html
     assert "447700900" in html, "the member's channel, from its own record"
     assert 'hx-trigger="every' in html and "data-poll" in html, "then it refreshes, pausably"
@@ -314,9 +331,7 @@ def test_the_members_panel_loads_each_members_record(staff_client, upstream):
 def test_a_member_whose_record_fails_keeps_its_list_row(staff_client, upstream):
     detail_mocks(upstream)
     upstream.get(con_url(f"/members/{MEM}"), status=503, json={})
-    response = staff_client.get(
-        reverse("conversations:members", args=[CON]), **htmx("members-panel")
-    )
+    response = staff_client.get(panel_url(), **HTMX)
     assert response.status_code == 200
     assert MEM in response.content.decode()
 
@@ -329,6 +344,7 @@ def test_an_ended_conversation_still_loads_its_members_once(staff_client, upstre
     page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
     panel = re.search(r'<div id="members-panel"[^>]*>', page.replace("\n", " ")).group(0)
     assert 'hx-trigger="load"' in panel and "data-poll" not in panel
+    assert f'hx-get="{panel_url()}?over=1"' in panel, "its one look is its last"
 
 
 @pytest.mark.django_db
@@ -366,19 +382,48 @@ def test_the_events_tab_filters_by_type_and_order_and_keeps_them_in_its_links(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "query", [{"event_type": "x" * 101}, {"order": "up"}, {"page_size": "7"}, {"after": "-1"}]
+    "query",
+    [
+        {"event_type": "x" * 101},
+        {"event_type": "member:*"},
+        {"event_type": "nonsense type"},
+        {"event_type": "member:"},
+        {"order": "up"},
+        {"page_size": "7"},
+    ],
 )
-def test_bad_events_parameters_are_a_400_with_no_upstream_call(staff_client, upstream, query):
+def test_bad_events_filters_are_a_400_in_the_tab_with_the_page_kept(staff_client, upstream, query):
+    detail_mocks(upstream)
     response = staff_client.get(reverse("conversations:events", args=[CON]), query)
+    html = response.content.decode()
     assert response.status_code == 400
-    assert len(upstream.calls) == 0
+    assert "support_call_0142" in html, "the conversation stays on screen"
+    banner = re.search(r'<div id="events-banner">(.*?)</div>\s*</div>', html, re.S).group(1)
+    assert "problem-banner" in banner, "the reason is in the events tab"
+    assert 'id="events-retry"' not in html and 'id="events-poller"' not in html
+    assert not any("/events" in call.request.url for call in upstream.calls)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("event_type", ["member:*", "member:"])
+def test_a_family_of_types_is_refused_with_a_sentence_that_says_so(
+    staff_client, upstream, event_type
+):
+    detail_mocks(upstream)
+    url = reverse("conversations:events", args=[CON])
+    response = staff_client.get(url, {"event_type": event_type}, **htmx("tabs"))
+    html = response.content.decode()
+    assert response.status_code == 200, "htmx swaps the tab, with the reason in it"
+    assert html.lstrip().startswith('<div id="tabs"')
+    assert "one exact type" in html
+    assert f'value="{event_type}"' in html, "what was typed stays in the box to fix"
 
 
 @pytest.mark.django_db
 def test_switching_tabs_swaps_only_the_tabs(staff_client, upstream):
     detail_mocks(upstream)
     upstream.get(con_url("/events"), json=events_page(3, 2, 1))
-    response = staff_client.get(reverse("conversations:events", args=[CON]), **htmx("tabs"))
+    response = staff_client.get(reverse("conversations:events", args=[CON]), **HTMX)
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="tabs"')
     assert "<html" not in html and "conversation-header" not in html
@@ -388,9 +433,7 @@ def test_switching_tabs_swaps_only_the_tabs(staff_client, upstream):
 @pytest.mark.django_db
 def test_the_header_poll_reads_only_the_conversation(staff_client, upstream):
     detail_mocks(upstream)
-    response = staff_client.get(
-        reverse("conversations:detail", args=[CON]), **htmx("conversation-header")
-    )
+    response = staff_client.get(header_url(), **HTMX)
     assert response.status_code == 200
     assert [c.request.url for c in upstream.calls] == [con_url()]
     assert response.content.decode().lstrip().startswith('<section id="conversation-header"')
@@ -402,12 +445,15 @@ def test_an_ended_conversation_stops_polling(staff_client, upstream):
     ended["state"] = "INACTIVE"
     ended["timestamp"]["destroyed"] = "2026-11-20T09:30:00.000Z"
     detail_mocks(upstream, ended)
-    response = staff_client.get(
-        reverse("conversations:detail", args=[CON]), **htmx("conversation-header")
-    )
+    response = staff_client.get(header_url(), **HTMX)
     assert response.status_code == 286
-    assert response["HX-Trigger"] == "conversation-over"
-    assert "data-poll" not in response.content.decode()
+    # After the swap, so the flag the other panels send with their last request is in place.
+    assert json.loads(response["HX-Trigger-After-Swap"]) == {"conversation-over": {}}
+    html = response.content.decode()
+    assert "data-poll" not in html
+    assert re.search(
+        r'<input id="conversation-over-flag" type="hidden" name="over" value="1">', html
+    )
     page = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
     assert "data-poll" not in page
     assert "live updates stopped" in page
@@ -460,8 +506,7 @@ def test_members_failing_while_the_conversation_loads_shows_a_banner_in_the_tab(
 
 
 def poll(staff_client, after: int, **query):
-    url = reverse("conversations:events", args=[CON])
-    return staff_client.get(url, {"after": after, **query}, **htmx("event-rows"))
+    return staff_client.get(poll_url(), {"after": after, **query}, **HTMX)
 
 
 @pytest.mark.django_db
@@ -515,12 +560,17 @@ def test_a_poll_for_a_deleted_conversation_stops(staff_client, upstream):
 
 
 @pytest.mark.django_db
-def test_bad_parameters_in_an_htmx_request_load_the_page_that_explains_them(staff_client, upstream):
-    # htmx does not swap a 400, so it is told to load the URL as a page, which is the 400.
-    response = poll(staff_client, "x")
-    assert response.status_code == 200
-    assert response["HX-Redirect"].endswith("?after=x")
-    assert staff_client.get(response["HX-Redirect"]).status_code == 400
+def test_a_panel_asking_with_bad_parameters_reloads_its_page(staff_client, upstream):
+    # htmx does not swap a 400; the page gives its panels good parameters again.
+    for url, query in [
+        (poll_url(), {"after": "x"}),
+        (header_url(), {"backoff": "-1"}),
+        (panel_url(), {"backoff": "99"}),
+    ]:
+        response = staff_client.get(url, query, **HTMX)
+        assert response.status_code == 200
+        assert response["HX-Refresh"] == "true"
+        assert staff_client.get(url, query).status_code == 400, "without htmx, a 400 page"
     assert len(upstream.calls) == 0
 
 
@@ -628,11 +678,22 @@ def test_jump_explains_what_it_cannot_use(staff_client, upstream, text):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("target", ["conversation-header", "members-panel", "tabs"])
-def test_a_deleted_conversation_stops_its_panels_with_a_message(staff_client, upstream, target):
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        ("conversation-header", reverse("conversations:header", args=[CON])),
+        ("members-panel", reverse("conversations:members_panel", args=[CON])),
+        ("tabs", reverse("conversations:members", args=[CON])),
+        ("tabs", reverse("conversations:events", args=[CON])),
+    ],
+)
+def test_a_deleted_conversation_stops_its_panels_with_a_message(
+    staff_client, upstream, target, url
+):
     upstream.get(con_url(), status=404, json={"title": "Not found."})
     upstream.get(con_url("/members"), status=404, json={"title": "Not found."})
-    response = staff_client.get(reverse("conversations:members", args=[CON]), **htmx(target))
+    upstream.get(con_url("/events"), status=404, json={"title": "Not found."})
+    response = staff_client.get(url, **HTMX)
     html = response.content.decode()
     assert response.status_code == 286, "htmx swaps it, then stops polling"
     assert f'id="{target}"' in html
@@ -689,9 +750,7 @@ def test_malformed_member_ids_from_upstream_are_not_read(staff_client, upstream)
     members["_embedded"]["members"][0]["id"] = "MEM-../../v1/users"
     upstream.get(con_url(), json=fixture("conversation.json"))
     upstream.get(con_url("/members"), json=members)
-    response = staff_client.get(
-        reverse("conversations:members", args=[CON]), **htmx("members-panel")
-    )
+    response = staff_client.get(panel_url(), **HTMX)
     assert response.status_code == 200
     assert all("/members/MEM-" not in call.request.url for call in upstream.calls)
 
@@ -754,3 +813,146 @@ def test_a_poll_never_moves_its_poller_to_a_hostile_event_id(staff_client, upstr
     upstream.get(con_url("/members"), json=fixture("members_page.json"))
     html = poll(staff_client, 41).content.decode()
     assert re.search(r'id="events-poller"[^>]*after=42"', html)
+
+
+# --- issue 8, section 2: what a new user hit
+
+
+@pytest.mark.django_db
+def test_the_jump_box_offers_member_ids_only_where_it_can_take_them(staff_client, upstream):
+    upstream.get(f"{API}/v1/conversations", json=fixture("conversations_page.json"))
+    detail_mocks(upstream)
+    on_list = staff_client.get(reverse("conversations:list")).content.decode()
+    box = re.search(r'<input type="text" name="id"[^>]*>', on_list).group(0)
+    assert "MEM-" not in box, "the list page cannot take a bare member id"
+    on_detail = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
+    box = re.search(r'<input type="text" name="id"[^>]*>', on_detail).group(0)
+    assert "MEM-" in box and f'name="conversation" value="{CON}"' in on_detail
+
+
+UPPER = CON.upper()  # CON-1B7F3C2E-…: the uuid typed in capitals
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text", [CON.lower(), "Con-" + CON[4:], UPPER, f"https://dash.example/conversations/{UPPER}/"]
+)
+def test_jump_takes_an_id_typed_in_any_case(staff_client, upstream, text):
+    response = staff_client.get(reverse("conversations:jump"), {"id": text})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("conversations:detail", args=[CON])
+
+
+@pytest.mark.django_db
+def test_jump_takes_a_member_page_url_in_any_case(staff_client, upstream):
+    text = f"https://dash.example/conversations/{UPPER}/members/{MEM.lower()}/"
+    response = staff_client.get(reverse("conversations:jump"), {"id": text})
+    assert response["Location"] == reverse("conversations:member", args=[CON, MEM])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "canonical"),
+    [
+        (f"/conversations/{CON.lower()}/", reverse("conversations:detail", args=[CON])),
+        (f"/conversations/{UPPER}/events/?order=asc", f"/conversations/{CON}/events/?order=asc"),
+        (f"/conversations/{CON}/members/{MEM.upper()}/", f"/conversations/{CON}/members/{MEM}/"),
+        (f"/users/{USR.lower()}/", reverse("conversations:user", args=[USR])),
+    ],
+)
+def test_an_id_in_another_case_in_the_path_redirects_to_the_apis_spelling(
+    staff_client, upstream, path, canonical
+):
+    response = staff_client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == canonical
+    assert len(upstream.calls) == 0
+
+
+@pytest.mark.django_db
+def test_an_id_whose_body_is_not_a_uuid_keeps_its_case(staff_client, upstream):
+    odd = "CON-46edebIO0391"
+    response = staff_client.get(reverse("conversations:jump"), {"id": "con-46edebIO0391"})
+    assert response["Location"] == reverse("conversations:detail", args=[odd])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", ["icon-1234", "falcon-abc", "nothing here"])
+def test_jump_does_not_find_an_id_inside_a_word(staff_client, upstream, text):
+    assert staff_client.get(reverse("conversations:jump"), {"id": text}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_start_again_without_the_filters_is_offered_only_where_there_are_filters(
+    staff_client, upstream
+):
+    refused = staff_client.get(reverse("conversations:jump"), {"id": "hello"})
+    assert refused.status_code == 400
+    assert "without the filters" not in refused.content.decode()
+    filtered = staff_client.get(reverse("conversations:list"), {"page_size": "7"})
+    assert filtered.status_code == 400
+    assert f'<a href="{reverse("conversations:list")}">Start again without the filters' in (
+        filtered.content.decode()
+    )
+
+
+@pytest.mark.django_db
+def test_the_type_suggestions_include_the_conversations_own_types(staff_client, upstream):
+    detail_mocks(upstream)
+    page = events_page(3, 2, 1)
+    page["_embedded"][0]["type"] = "custom:ticket-opened"
+    page["_embedded"][1]["type"] = "custom:<script>"  # not a type the filter would take
+    upstream.get(con_url("/events"), json=page)
+    html = staff_client.get(reverse("conversations:events", args=[CON])).content.decode()
+    options = re.search(r'<datalist id="event-type-options">(.*?)</datalist>', html).group(1)
+    assert '<option value="custom:ticket-opened">' in options
+    assert '<option value="member:joined">' in options
+    assert "script" not in options
+
+
+@pytest.mark.django_db
+def test_event_rows_are_compact_with_their_details_on_demand(staff_client, upstream):
+    detail_mocks(upstream)
+    page = events_page(3)
+    page["_embedded"].append(
+        {"id": 4, "type": "member:joined", "from": MEM, "body": {"user": {"id": USR}}}
+    )
+    upstream.get(con_url("/events"), json=page)
+    html = staff_client.get(reverse("conversations:events", args=[CON])).content.decode()
+    for row in re.findall(r'<tr id="event-\d+".*?</tr>', html, re.S):
+        outside = re.sub(r"<details.*?</details>", "", row, flags=re.S)
+        assert "<dl" not in outside and "<pre" not in outside, "details wait in a <details>"
+        assert re.search(r"<details[^>]*>\s*<summary>", row)
+    assert 'class="summary-details"' in html, "the details are there, folded"
+
+
+@pytest.mark.django_db
+def test_the_filters_render_from_the_forms_with_the_values_in_use(staff_client, upstream):
+    upstream.get(f"{API}/v1/conversations", json=fixture("conversations_page.json"))
+    html = staff_client.get(reverse("conversations:list")).content.decode()
+    # Nothing asked: the selects show the defaults the page uses, not their first option.
+    assert re.search(r'<option value="25" selected>', html)
+    assert re.search(r'<option value="desc" selected>', html)
+    detail_mocks(upstream)
+    upstream.get(con_url("/events"), json=events_page(3))
+    html = staff_client.get(
+        reverse("conversations:events", args=[CON]), {"order": "asc", "page_size": "50"}
+    ).content.decode()
+    assert re.search(r'<select name="order" id="id_events_order">', html)
+    assert re.search(r'<option value="asc" selected>', html)
+    assert re.search(r'<option value="50" selected>', html)
+
+
+@pytest.mark.django_db
+def test_breadcrumbs_lead_back_up_from_a_member(staff_client, upstream):
+    upstream.get(con_url(f"/members/{MEM}"), json=fixture("member.json"))
+    upstream.get(con_url(), json=fixture("conversation.json"))
+    html = staff_client.get(reverse("conversations:member", args=[CON, MEM])).content.decode()
+    trail = re.search(r'<ol class="breadcrumbs">(.*?)</ol>', html, re.S).group(1)
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', trail)
+    assert links == [
+        (reverse("conversations:list"), "Conversations"),
+        (reverse("conversations:detail", args=[CON]), "Support call"),
+        (reverse("conversations:members", args=[CON]), "Members"),
+    ]
+    assert '<li aria-current="page">Ana (agent)</li>' in trail

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import math
 import unicodedata
 from typing import Any
@@ -23,7 +22,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from conversations import ids
+from conversations import display, ids
 from conversations.schema import parse_time
 
 register = template.Library()
@@ -148,13 +147,9 @@ def utc_time(value: Any) -> str:
 
 @register.filter
 def pretty_json(value: Any) -> str:
-    """Indented JSON, keys sorted; a plain string, so the template escapes it."""
-    for sort_keys in (True, False):  # mixed key types cannot be sorted
-        try:
-            return json.dumps(value, indent=2, sort_keys=sort_keys, ensure_ascii=False, default=str)
-        except (TypeError, ValueError, RecursionError):
-            continue
-    return "(a value that cannot be shown as JSON)"
+    """Indented JSON, keys sorted, cut at display.JSON_LIMIT with a note; a plain string, so the
+    template escapes it."""
+    return display.json_view(value)
 
 
 def _text(value: Any, label: Any = None) -> str:
@@ -249,3 +244,17 @@ def truncate_middle(value: Any, length: Any = 24) -> str:
     keep = limit - 1
     head, tail = (keep + 1) // 2, keep // 2
     return f"{text[:head]}{ELLIPSIS}{text[-tail:]}"
+
+
+@register.simple_tag
+def fetch_again(url: str, region: str, seconds: Any) -> SafeString:
+    """`<div id="x" {% fetch_again url "x" 2 %}>`: htmx attributes that make a region still
+    loading fetch itself from `url` after `seconds`, keeping only its own part of the answer (a
+    whole page, or the region alone). No script: the CSP allows none."""
+    return format_html(
+        'hx-get="{}" hx-trigger="load delay:{}s" hx-select="#{}" hx-target="this" '
+        'hx-swap="outerHTML"',
+        url,
+        seconds,
+        region,
+    )

@@ -1,0 +1,31 @@
+"""The dashboard's pages and live panels, one module per part of the site.
+
+- `base`: the one decorator stack every view wears, and the helpers they share;
+- `listing`: the conversation list and the user list;
+- `conversation`: a conversation's page (its tabs), its header and its members panel;
+- `events`: the Events tab and its poll;
+- `people`: a member's page and a user's page;
+- `jump`: the home URL and the jump box.
+"""
+
+from .conversation import conversation_detail, events_tab, header_panel, members_panel, members_tab
+from .events import EVENT_TYPE_CHOICES, events_poll
+from .jump import home, jump
+from .listing import conversation_list, user_list
+from .people import member_detail, user_detail
+
+__all__ = [
+    "EVENT_TYPE_CHOICES",
+    "conversation_detail",
+    "conversation_list",
+    "events_poll",
+    "events_tab",
+    "header_panel",
+    "home",
+    "jump",
+    "member_detail",
+    "members_panel",
+    "members_tab",
+    "user_detail",
+    "user_list",
+]

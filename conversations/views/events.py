@@ -1,0 +1,285 @@
+"""A conversation's events: the Events tab's contents, and the poll that adds new events to it.
+
+The tab shows one page of events (filtered by type, in either order, pageable through history).
+On the live edge (the newest page), the poller at /conversations/<id>/events/poll/ asks for the
+events after the newest one shown and adds them. When the header sees the conversation end, the
+poller's next request carries the header's flag: it fetches the last events and stops, so every
+event up to the end is on screen when polling stops.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.http import HttpResponse
+from django.urls import reverse
+
+from conversations import dom, forms
+from conversations.client import BadRequest, NotFound, Outcome
+from conversations.event_summaries import sender_label, summarize
+from conversations.panels import Problem, poll_seconds, problem, retry_seconds
+
+from .base import (
+    HtmxHttpRequest,
+    api,
+    attempt,
+    cursor_url,
+    dashboard_view,
+    gone,
+    invalid,
+    next_backoff,
+    render_panel,
+    shown,
+    still_loading,
+    with_query,
+)
+
+TEMPLATE = "conversations/detail.html"
+POLL_PAGE_SIZE = 100  # events one poll adds at most; more waits for the next poll
+
+EVENT_TYPE_CHOICES = (
+    "leg:status:update",
+    "member:invited",
+    "member:joined",
+    "member:left",
+    "member:media",
+    "sip:ringing",
+    "sip:answered",
+    "sip:hangup",
+    "sip:status",
+    "rtc:status",
+    "rtc:answered",
+    "rtc:hangup",
+    "audio:dtmf",
+    "audio:mute:on",
+    "audio:mute:off",
+    "audio:play",
+    "audio:record",
+    "audio:speaking:on",
+    "audio:speaking:off",
+    "message",
+    "conversation:updated",
+)
+
+
+def read_page(client: Any, conversation_id: str, form: forms.EventsForm) -> Any:
+    data = form.cleaned_data
+    return client.list_events(
+        conversation_id,
+        page_size=data["page_size"],
+        order=data["order"],
+        cursor=data.get("cursor") or None,
+        event_type=data.get("event_type") or None,
+    )
+
+
+# --- the tab
+
+
+def tab_context(
+    conversation_id: str,
+    form: forms.EventsForm,
+    outcome: Outcome | None,
+    member_names: dict[str, str],
+    *,
+    over: bool,
+    backoff: int,
+    interval: int,
+) -> dict[str, Any]:
+    """The Events tab. `outcome` is None when the form did not validate (nothing was read): the
+    tab then says what is wrong with the filters, inside the page, and reads nothing."""
+    events_url = reverse("conversations:events", args=[conversation_id])
+    valid = outcome is not None
+    data = form.cleaned_data if valid else {}
+    order = data.get("order", "desc")
+    page = shown(outcome) if outcome else None
+    events = page.items if page else []
+    rejected = not valid or isinstance(outcome.error, BadRequest)
+
+    # Live only where new events belong on this page: the newest page of a newest-first view,
+    # or the last page of an oldest-first one. Live on stale data too (new events are asked for
+    # after the newest one shown).
+    at_live_edge = valid and (
+        (order == "desc" and not data.get("cursor"))
+        or (order == "asc" and page is not None and not page.next_cursor)
+    )
+    live = at_live_edge and not over and page is not None
+    # With no data at all, or a read still loading, the whole tab is asked for again; never when
+    # the request itself was refused (a bad cursor or type): asking again cannot help.
+    retry = not rejected and not live and (page is None or still_loading(outcome))
+
+    if not valid:
+        trouble: Problem | None = Problem(
+            what="Couldn't show these events",
+            why=forms.first_error(form),
+            retry_in=None,
+            stale_at=None,
+            rejected=True,
+        )
+    elif outcome.error is not None:
+        trouble = problem("the events", outcome.error, interval if live or retry else None)
+    else:
+        trouble = None
+
+    filters = {
+        "event_type": data.get("event_type") or "",
+        "order": order if order != "desc" else "",
+        "page_size": data["page_size"] if valid and data["page_size"] != 25 else "",
+    }
+    newest = newest_id(events)
+    poll_url = reverse("conversations:events_poll", args=[conversation_id])
+    newest_first = order == "desc"
+    return {
+        "events_url": events_url,
+        "events": [_row(e, member_names) for e in events],
+        "events_form": form,
+        "events_problem": trouble,
+        "events_live": live,
+        "events_retry": retry,
+        "events_history": valid and not at_live_edge and not over,
+        "events_retry_url": with_query(
+            events_url, filters | {"cursor": data.get("cursor"), "backoff": backoff}
+        ),
+        "poller_url": with_query(poll_url, filters | {"after": newest or 0}),
+        "events_swap": "afterbegin" if newest_first else "beforeend",
+        "events_next_url": cursor_url(events_url, filters, "cursor", page, "next_cursor"),
+        "events_prev_url": cursor_url(events_url, filters, "cursor", page, "prev_cursor"),
+        "events_prev_label": "Newer" if newest_first else "Older",
+        "events_next_label": "Older" if newest_first else "Newer",
+        "event_types": event_type_choices(events),
+        "events_status": 400 if rejected else 200,
+    }
+
+
+def event_type_choices(events: list[Any]) -> list[str]:
+    """The usual types, then the others seen on this page (a conversation's own custom:… types)."""
+    seen = {
+        e.type
+        for e in events
+        if e.type not in EVENT_TYPE_CHOICES and re.fullmatch(forms.EVENT_TYPE_PATTERN, e.type)
+    }
+    return [*EVENT_TYPE_CHOICES, *sorted(seen)]
+
+
+def newest_id(events: list[Any]) -> int | None:
+    """The newest event id a poller may ask after; a hostile id outside that range is skipped,
+    never put in a URL (the poll form would refuse it on every poll)."""
+    return max((e.id for e in events if 0 <= e.id <= forms.MAX_EVENT_ID), default=None)
+
+
+def _row(event: Any, member_names: dict[str, str], *, new: bool = False) -> dict[str, Any]:
+    return {
+        "event": event,
+        "is_new": new,
+        "summary": summarize(event, member_names),
+        "sender": sender_label(event, member_names),
+    }
+
+
+# --- the poll
+
+
+@dashboard_view
+def events_poll(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
+    """The events after the newest one shown: one small upstream read.
+
+    Nothing new answers 204, which htmx does not swap; new events come back as rows to add, with
+    the poller replaced (out of band) to ask after the new newest id next time. With `over` (the
+    header saw the conversation end), the answer that brings the last events stops polling.
+    """
+    form = forms.EventsPollForm(request.GET)
+    if not form.is_valid():
+        return invalid(request, form, "Events")
+    data = form.cleaned_data
+    after, over, order = data["after"], data["over"], data["order"]
+    event_type = data.get("event_type") or None
+    outcome = attempt(
+        lambda: api().list_events(
+            conversation_id,
+            start_id=after + 1,
+            order="asc",
+            page_size=POLL_PAGE_SIZE,
+            event_type=event_type,
+        )
+    )
+    if isinstance(outcome.error, NotFound):
+        return gone(request, dom.EVENT_ROWS)
+
+    answer = _PollAnswer(request, conversation_id, data)
+    if isinstance(outcome.error, BadRequest):
+        # The API refuses this poll as asked (a type it does not filter by): asking again cannot
+        # help, so the banner says why and the poller stops.
+        trouble = problem("new events", outcome.error, None)
+        return answer.render([], trouble, after, 0, 0, final=True, degraded=True)
+    if outcome.error is not None:
+        backoff = next_backoff(data.get("backoff") or 0, True)
+        interval = retry_seconds([outcome.error], backoff)
+        trouble = problem("new events", outcome.error, interval)
+        return answer.render([], trouble, after, backoff, interval, degraded=True)
+
+    page = shown(outcome)
+    more_new = bool(page.next_cursor)  # more than one poll's worth arrived at once
+    final = over and not more_new
+    if not page.items and not final:
+        if data.get("backoff"):
+            # Recovered with nothing new: put the poller back on its normal interval and clear
+            # the banner (a 204 would leave both as they were).
+            return answer.render([], None, after, 0, poll_seconds(0))
+        return HttpResponse(status=204)
+    names = _member_names(conversation_id)
+    rows = [_row(e, names, new=True) for e in page.items]
+    if order == "desc":
+        rows.reverse()
+    newest = newest_id(page.items) or after
+    return answer.render(rows, None, newest, 0, poll_seconds(0), more_new=more_new, final=final)
+
+
+class _PollAnswer:
+    """New rows (maybe none), the poller replaced out of band, and the events banner."""
+
+    def __init__(self, request: HtmxHttpRequest, conversation_id: str, data: dict) -> None:
+        self.request = request
+        self.conversation_id = conversation_id
+        self.data = data
+
+    def render(
+        self,
+        rows: list[dict[str, Any]],
+        trouble: Problem | None,
+        after: int,
+        backoff: int,
+        interval: int,
+        *,
+        more_new: bool = False,
+        final: bool = False,
+        degraded: bool = False,
+    ) -> HttpResponse:
+        poll_url = reverse("conversations:events_poll", args=[self.conversation_id])
+        data = self.data
+        query = {
+            "event_type": data.get("event_type") or "",
+            "order": data["order"] if data["order"] != "desc" else "",
+            "after": after,
+            "backoff": backoff,
+        }
+        context = {
+            "new_events": rows,
+            "conversation_id": self.conversation_id,
+            "events_url": reverse("conversations:events", args=[self.conversation_id]),
+            "events_problem": trouble,
+            "more_new": more_new,
+            # The last answer leaves a poller with no URL: nothing asks again.
+            "poller_url": None if final else with_query(poll_url, query),
+            "poll_interval": interval,
+            "events_swap": "beforeend" if data["order"] == "asc" else "afterbegin",
+        }
+        return render_panel(
+            self.request, f"{TEMPLATE}#events-poll", context, degraded=degraded, stop=final
+        )
+
+
+def _member_names(conversation_id: str) -> dict[str, str]:
+    """Names for the senders of new events: the (usually cached) member list, or none."""
+    page = shown(attempt(lambda: api().list_members(conversation_id)))
+    return {m.id: m.label for m in page.items} if page else {}

@@ -1,0 +1,127 @@
+"""The conversation list and the user list: one page each, and its results region.
+
+Asked by htmx, a list URL answers with its results region only: the conversation list's first
+page polls it to stay live, and a region still loading asks for itself again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from conversations import forms
+from conversations.client import BadRequest, Outcome
+from conversations.panels import problem, retry_seconds
+
+from .base import (
+    HtmxHttpRequest,
+    api,
+    attempt,
+    crumbs,
+    cursor_url,
+    dashboard_view,
+    invalid,
+    mark_degraded,
+    next_backoff,
+    page_status,
+    shown,
+    still_loading,
+    wants_region,
+    with_query,
+)
+
+
+@dashboard_view
+def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
+    url = reverse("conversations:list")
+    form = forms.ConversationListForm(request.GET)
+    poll = forms.PollForm(request.GET)
+    if not (form.is_valid() and poll.is_valid()):
+        return invalid(request, form if form.errors else poll, "Conversations", reset_url=url)
+    params = form.upstream_params()
+    outcome = attempt(lambda: api().list_conversations(**params))
+    # The first page is live: new conversations show up on it.
+    live = params["cursor"] is None
+    context = _results_context(request, url, outcome, poll, live=live, subject="the conversations")
+    context |= {
+        "title": "Conversations",
+        "form": form,
+        "live_controls": live,
+        "first_url": None if live else _first_page(url, request),
+        "breadcrumbs": crumbs(("Conversations", None)),
+    }
+    return _answer(request, "conversations/list.html", context, outcome)
+
+
+@dashboard_view
+def user_list(request: HtmxHttpRequest) -> HttpResponse:
+    url = reverse("conversations:users")
+    form = forms.UserListForm(request.GET)
+    poll = forms.PollForm(request.GET)
+    if not (form.is_valid() and poll.is_valid()):
+        return invalid(request, form if form.errors else poll, "Users", reset_url=url)
+    data = form.cleaned_data
+    outcome = attempt(
+        lambda: api().list_users(
+            page_size=data["page_size"],
+            order=data["order"],
+            cursor=data.get("cursor") or None,
+            name=data.get("name") or None,
+        )
+    )
+    context = _results_context(request, url, outcome, poll, live=False, subject="the users")
+    context |= {
+        "title": "Users",
+        "form": form,
+        "breadcrumbs": crumbs(("Users", None)),
+    }
+    return _answer(request, "conversations/users.html", context, outcome)
+
+
+def _results_context(
+    request: HtmxHttpRequest,
+    url: str,
+    outcome: Outcome,
+    poll: forms.PollForm,
+    *,
+    live: bool,
+    subject: str,
+) -> dict[str, Any]:
+    failed = outcome.error is not None
+    backoff = next_backoff(poll.cleaned_data.get("backoff") or 0, failed)
+    interval = retry_seconds([outcome.error] if outcome.error else [], backoff)
+    rejected = isinstance(outcome.error, BadRequest)
+    # A live region polls; one still loading asks for itself again; a refused one never does.
+    polls = (live or still_loading(outcome)) and not rejected
+    query = {k: v for k, v in request.GET.items() if k not in ("cursor", "backoff")}
+    page = shown(outcome)
+    return {
+        "page": page,
+        "problem": problem(subject, outcome.error, interval if polls else None) if failed else None,
+        "reset_url": url if request.GET else None,
+        "live": live,
+        "polls": polls,
+        "poll_interval": interval,
+        "poll_url": with_query(
+            url, {k: v for k, v in request.GET.items() if k != "backoff"} | {"backoff": backoff}
+        ),
+        "next_url": cursor_url(url, query, "cursor", page, "next_cursor"),
+        "prev_url": cursor_url(url, query, "cursor", page, "prev_cursor"),
+    }
+
+
+def _first_page(url: str, request: HtmxHttpRequest) -> str:
+    return with_query(url, {k: v for k, v in request.GET.items() if k not in ("cursor", "backoff")})
+
+
+def _answer(
+    request: HtmxHttpRequest, template: str, context: dict[str, Any], outcome: Outcome
+) -> HttpResponse:
+    if wants_region(request):
+        response = render(request, f"{template}#results", context)
+    else:
+        response = render(request, template, context, status=page_status(outcome, context["page"]))
+    return mark_degraded(response, outcome.error is not None)

@@ -1,0 +1,150 @@
+"""A member's page and a user's page: no live panels, but a page whose reads are still loading
+past the budget fetches itself again a moment later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from conversations import forms
+from conversations.client import BadRequest, NotFound, Outcome, concurrently
+from conversations.panels import problem, retry_seconds
+
+from .base import (
+    HtmxHttpRequest,
+    api,
+    crumbs,
+    cursor_url,
+    dashboard_view,
+    invalid,
+    mark_degraded,
+    next_backoff,
+    not_found,
+    page_status,
+    shown,
+    still_loading,
+    with_query,
+)
+from .conversation import conversation_title
+
+
+@dashboard_view
+def member_detail(request: HtmxHttpRequest, conversation_id: str, member_id: str) -> HttpResponse:
+    poll = forms.PollForm(request.GET)
+    if not poll.is_valid():
+        return invalid(request, poll, "Member")
+    client = api()
+    outcomes = concurrently(
+        member=lambda: client.get_member(conversation_id, member_id),
+        conversation=lambda: client.get_conversation(conversation_id),
+    )
+    if isinstance(outcomes["conversation"].error, NotFound):
+        return not_found(request, "Conversation", conversation_id)
+    if isinstance(outcomes["member"].error, NotFound):
+        return not_found(request, "Member", member_id)
+    member = shown(outcomes["member"])
+    conversation = shown(outcomes["conversation"])
+    title = conversation_title(conversation, conversation_id)
+    context = {
+        "title": member.label if member else member_id,
+        "conversation_id": conversation_id,
+        "conversation_title": title,
+        "member_id": member_id,
+        "member": member,
+        "problem": _problem_of(outcomes["member"], "the member"),
+        "conversation_problem": _problem_of(outcomes["conversation"], "the conversation"),
+        "breadcrumbs": crumbs(
+            ("Conversations", reverse("conversations:list")),
+            (title, reverse("conversations:detail", args=[conversation_id])),
+            ("Members", reverse("conversations:members", args=[conversation_id])),
+            (member.label if member else member_id, None),
+        ),
+    }
+    context |= _reload(request, poll, outcomes)
+    response = render(
+        request,
+        "conversations/member.html",
+        context,
+        status=page_status(outcomes["member"], member),
+    )
+    return mark_degraded(response, any(o.error for o in outcomes.values()))
+
+
+@dashboard_view
+def user_detail(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
+    form = forms.UserDetailForm(request.GET)
+    poll = forms.PollForm(request.GET)
+    if not (form.is_valid() and poll.is_valid()):
+        base = reverse("conversations:user", args=[user_id])
+        return invalid(request, form if form.errors else poll, "User", reset_url=base)
+    client = api()
+    data = form.cleaned_data
+    outcomes = concurrently(
+        user=lambda: client.get_user(user_id),
+        conversations=lambda: client.list_user_conversations(
+            user_id, page_size=25, cursor=data.get("conversations_cursor") or None
+        ),
+        sessions=lambda: client.list_user_sessions(
+            user_id, page_size=25, cursor=data.get("sessions_cursor") or None
+        ),
+    )
+    if isinstance(outcomes["user"].error, NotFound):
+        return not_found(request, "User", user_id)
+    user = shown(outcomes["user"])
+    conversations = shown(outcomes["conversations"])
+    sessions = shown(outcomes["sessions"])
+    base = reverse("conversations:user", args=[user_id])
+    query = {k: v for k, v in request.GET.items() if k != "backoff"}
+    context = {
+        "title": user.label if user else user_id,
+        "user_id": user_id,
+        "profile": user,
+        "conversations": conversations,
+        "sessions": sessions,
+        "reset_url": base if request.GET else None,
+        "problem": _problem_of(outcomes["user"], "the user"),
+        "conversations_problem": _problem_of(outcomes["conversations"], "the user's conversations"),
+        "sessions_problem": _problem_of(outcomes["sessions"], "the user's sessions"),
+        "conversations_next_url": cursor_url(
+            base, query, "conversations_cursor", conversations, "next_cursor"
+        ),
+        "conversations_prev_url": cursor_url(
+            base, query, "conversations_cursor", conversations, "prev_cursor"
+        ),
+        "sessions_next_url": cursor_url(base, query, "sessions_cursor", sessions, "next_cursor"),
+        "sessions_prev_url": cursor_url(base, query, "sessions_cursor", sessions, "prev_cursor"),
+        "breadcrumbs": crumbs(
+            ("Users", reverse("conversations:users")), (user.label if user else user_id, None)
+        ),
+    }
+    context |= _reload(request, poll, outcomes)
+    others = (outcomes["conversations"], outcomes["sessions"])
+    status = page_status(outcomes["user"], user, others)
+    response = render(request, "conversations/user.html", context, status=status)
+    return mark_degraded(response, any(o.error for o in outcomes.values()))
+
+
+def _problem_of(outcome: Outcome, subject: str) -> Any:
+    # Not live: a banner here says "reload the page", unless the page fetches itself again.
+    if outcome.error is None:
+        return None
+    return problem(subject, outcome.error, None)
+
+
+def _reload(
+    request: HtmxHttpRequest, poll: forms.PollForm, outcomes: dict[str, Outcome]
+) -> dict[str, Any]:
+    """A page with a read still loading past the budget fetches itself again a moment later
+    (the read goes on meanwhile, and fills the cache), keeping only its main region."""
+    still = [o.error for o in outcomes.values() if still_loading(o)]
+    if not still or any(isinstance(o.error, BadRequest) for o in outcomes.values()):
+        return {"reload_url": None}
+    backoff = next_backoff(poll.cleaned_data.get("backoff") or 0, True)
+    query = {k: v for k, v in request.GET.items() if k != "backoff"} | {"backoff": backoff}
+    return {
+        "reload_url": with_query(request.path, query),
+        "reload_seconds": retry_seconds(still, backoff),
+    }
