@@ -283,6 +283,8 @@ def phase_polling(
         f"both panels every {args.interval:g} s for {args.poll_seconds:g} s"
     )
     stack.flush_cache()
+    kinds = ("events-poll" if tab == "events" else "members-poll", "header-poll")
+    polls_before = sum(len(rec.samples[kind]) for kind in kinds)
     viewers = []
     for i in range(args.viewers):
         browser = load.Staff(stack.dashboard_url, rec)
@@ -335,6 +337,7 @@ def phase_polling(
         "upstream": upstream,
         "per_interval": per_interval,
         "per_minute": upstream["requests"] * 60 / window,
+        "polls": sum(len(rec.samples[kind]) for kind in kinds) - polls_before,
         "per_minute_by_endpoint": {
             short_endpoint(k): v * 60 / window for k, v in upstream["by_endpoint"].items()
         },

@@ -94,6 +94,7 @@ def session(served) -> requests.Session:
     """One staff login for the module (a staff member's browser)."""
     base, _ = served
     session = requests.Session()
+    session.headers["Connection"] = "close"  # no reuse of a keep-alive gunicorn has just closed
     page = session.get(base + "/login/", timeout=30)
     found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
     assert found, (page.status_code, page.text[:300])

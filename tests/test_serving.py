@@ -44,6 +44,9 @@ def served(tmp_path_factory, sandbox):
 
 def logged_in(base: str) -> requests.Session:
     session = requests.Session()
+    # A new connection per request: gunicorn closes an idle keep-alive connection after 5 s, and a
+    # session reusing one it has just closed fails on the client's side, not the server's.
+    session.headers["Connection"] = "close"
     session.get(base + "/login/", timeout=10)
     response = session.post(
         base + "/login/",
