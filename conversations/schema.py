@@ -451,8 +451,9 @@ def list_items(payload: Any, key: str) -> list[Any]:
 
 
 def parse_page(payload: Any, key: str, parse_item: Any, *, limit: int | None = None) -> Page[Any]:
-    """One page of a list; with `limit`, items past it are dropped unread (a hostile upstream
-    answering a page of 10 with 100,000 items costs no more than a page of 10)."""
+    """One page of a list; with `limit`, items past it are dropped before they are parsed into
+    records (a hostile upstream answering a page of 10 with 100,000 items shows 10; the body's
+    size and complexity are capped by the transport)."""
     links = _opt_obj(payload.get("_links") if isinstance(payload, dict) else None, "_links")
     items = [parse_item(item) for item in list_items(payload, key)[:limit]]
     return Page(

@@ -77,9 +77,10 @@ def worker_pids(master_pid: int) -> list[int]:
     return [int(pid) for pid in children]
 
 
-def rss_megabytes(pid: int) -> float:
+def peak_rss_megabytes(pid: int) -> float:
+    """The most memory the process has held (VmHWM): a passing peak counts too."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
 

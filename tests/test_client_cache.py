@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import requests
 import responses
 from django.core.cache import caches
 
@@ -70,11 +71,19 @@ def test_still_loading_carries_the_last_good_data(key_pair):
 def test_callers_of_a_slow_key_join_one_read_instead_of_queueing_new_ones(key_pair):
     client = make_client(key_pair[0], page_budget=0.1)
     responses.add_callback(responses.GET, CONVERSATION_URL, callback=slow_conversation(1.0))
+    fetches = []
+    fetch = client.reads._fetch_coalesced
+
+    def counted(*args):
+        fetches.append(args[0])
+        return fetch(*args)
+
+    client.reads._fetch_coalesced = counted  # fetches started, joined or not
     for _ in range(5):
         with pytest.raises(c.StillLoading):
             client.get_conversation(CON)
-    time.sleep(0.6)
-    assert len(responses.calls) == 1
+    assert len(fetches) == 1
+    finish_background_reads(client)
 
 
 # --- coalescing across processes (two clients sharing one cache are two processes' worth)
@@ -158,7 +167,7 @@ def test_a_rate_limit_of_one_application_does_not_pause_another(key_pair):
         mine.get_conversation(CON)
     responses.replace(responses.GET, CONVERSATION_URL, json=fixture("conversation.json"))
     assert other.get_conversation(CON).id == CON
-    assert APPLICATION_ID not in other.reads.prefix  # ids are hashed into the key, not shown
+    assert APPLICATION_ID not in mine.reads.prefix  # ids are hashed into the key, not shown
 
 
 # --- a cache that fails (a real Redis client on a port where nothing listens)
@@ -251,3 +260,108 @@ def test_a_read_past_the_deadline_still_answers_from_the_cache(key_pair):
     client.get_conversation(CON)
     with page_deadline(0):
         assert client.get_conversation(CON).id == CON
+
+
+def test_a_page_never_waits_past_its_deadline_behind_another_pages_calls():
+    """A members panel makes up to 50 calls at once: another page's calls queued behind them
+    must still end at their own page's deadline."""
+    from conversations.client.budget import page_deadline
+
+    def busy_page():
+        with page_deadline(5):
+            c.concurrently(**{f"read{n}": (lambda: time.sleep(1.0)) for n in range(70)})
+
+    other = threading.Thread(target=busy_page)
+    other.start()
+    time.sleep(0.1)  # the other page's calls fill the pool
+    started = time.monotonic()
+    with page_deadline(0.3):
+        outcome = c.concurrently(mine=lambda: "answered")["mine"]
+    waited = time.monotonic() - started
+    other.join()
+    assert waited < 0.8
+    assert isinstance(outcome.error, c.StillLoading)
+
+
+def test_the_watchdog_leaves_a_socket_alone_once_its_exchange_is_over():
+    """The connection goes back to the pool, and another thread's exchange may use it."""
+    import socket
+
+    from conversations.client.transport import _Watch
+
+    mine, theirs = socket.socketpair()
+    with mine, theirs:
+        with _Watch(0.1) as watch:
+            watch.watch(mine)
+        time.sleep(0.2)  # past the deadline of the exchange that has ended
+        theirs.sendall(b"x")
+        mine.settimeout(1)
+        assert mine.recv(1) == b"x"
+
+
+def test_a_deadline_passed_before_the_headers_are_read_still_ends_the_read():
+    import socket
+
+    from conversations.client.transport import _Watch
+
+    mine, theirs = socket.socketpair()
+    with mine, theirs, _Watch(0.01) as watch:
+        time.sleep(0.1)  # the deadline passes while connecting: no socket to shut yet
+        watch.watch(mine)  # the headers are about to be read
+        mine.settimeout(1)
+        assert mine.recv(1) == b""  # shut down: the read ends now, not at a socket timeout
+
+
+@responses.activate
+def test_no_upstream_cookie_is_sent_back(key_pair):
+    client = make_client(key_pair[0], cache_seconds=0, max_retries=0)
+    responses.get(
+        CONVERSATION_URL,
+        json=fixture("conversation.json"),
+        headers={"Set-Cookie": "tracker=" + "x" * 200 + "; Path=/"},
+    )
+    client.get_conversation(CON)
+    time.sleep(0.01)
+    client.reads._delete(client.reads.key(f"/v1/conversations/{CON}", {}))
+    client.get_conversation(CON)
+    assert "Cookie" not in responses.calls[1].request.headers
+
+
+@responses.activate
+def test_a_probe_that_finds_the_api_down_does_not_shorten_a_rate_limit(key_pair):
+    client = make_client(key_pair[0], max_retries=0, cooldown_probe_seconds=1)
+    responses.get(CONVERSATION_URL, status=429, headers={"Retry-After": "60"}, json={})
+    with pytest.raises(c.RateLimited):
+        client.get_conversation(CON)
+    users = f"{API}/v1/users"
+    responses.get(users, body=requests.ConnectionError("refused"))
+    time.sleep(1.1)
+    with pytest.raises(c.Unavailable):
+        client.list_users()  # the probe: no answer at all
+    calls = len(responses.calls)
+    later = time.time() + 10  # past the 3 s an unreachable API would pause for
+    client.reads.clock = lambda: later
+    with pytest.raises(c.RateLimited):
+        client.list_users(page_size=25)
+    assert len(responses.calls) == calls
+
+
+@responses.activate
+def test_a_probe_answered_with_any_status_but_429_ends_the_pause(key_pair):
+    client = make_client(key_pair[0], max_retries=0, cooldown_probe_seconds=1)
+    responses.get(CONVERSATION_URL, status=429, headers={"Retry-After": "60"}, json={})
+    with pytest.raises(c.RateLimited):
+        client.get_conversation(CON)
+    responses.get(f"{API}/v1/users/USR-00000000-0000-4000-8000-000000000000", status=404, json={})
+    responses.get(f"{API}/v1/users", json={"page_size": 10, "_embedded": {"users": []}})
+    time.sleep(1.1)
+    with pytest.raises(c.NotFound):
+        client.get_user("USR-00000000-0000-4000-8000-000000000000")  # the probe: an answer
+    assert client.list_users().items == []  # the API answers: no more pause
+
+
+def test_a_body_of_millions_of_tiny_objects_is_refused_before_parsing():
+    from conversations.client import payload
+
+    with pytest.raises(payload.TooComplex):
+        payload.loads(b"[" + b"[]," * 500_000 + b"[]]")

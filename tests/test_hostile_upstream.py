@@ -204,8 +204,9 @@ def test_a_page_never_holds_more_items_than_asked_for(hostile):
 def test_a_long_retry_after_pauses_reads_for_at_most_the_ceiling(hostile):
     client = sandbox_client(hostile, max_cooldown_seconds=120)
     hostile.set_fault(mode="429", retry_after=3600)
-    with pytest.raises(c.RateLimited):
+    with pytest.raises(c.RateLimited) as first:
         client.get_conversation(some_conversation(hostile))
+    assert first.value.retry_after == 120  # what pages say about when they will try again
     with pytest.raises(c.RateLimited) as caught:
         client.list_users(page_size=10)  # another read: in the cool-down, no call
     assert 110 < caught.value.retry_after <= 120

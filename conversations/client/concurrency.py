@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UpstreamError
+from . import budget
+from .errors import StillLoading, UpstreamError
 
 # Page threads only wait here (the fetches run in readcache's own pool), each at most until its
-# page's deadline: waiting threads are cheap, and too few would queue pages behind each other.
+# page's deadline; a page never waits past its own deadline for calls queued behind others'.
 _pages = ThreadPoolExecutor(max_workers=64, thread_name_prefix="upstream-page")
 
 
@@ -31,7 +33,12 @@ def concurrently(**calls: Callable[[], Any]) -> dict[str, Outcome]:
     outcomes = {}
     for name, future in futures.items():
         try:
-            outcomes[name] = Outcome(value=future.result())
+            # Bounded here too: a call still queued behind other pages' calls when this page's
+            # deadline passes is given up (its read, if it started, goes on for the cache).
+            outcomes[name] = Outcome(value=future.result(timeout=budget.wait_limit(None)))
+        except FutureTimeout:
+            future.cancel()
+            outcomes[name] = Outcome(error=StillLoading())
         except UpstreamError as exc:
             outcomes[name] = Outcome(error=exc)
     return outcomes

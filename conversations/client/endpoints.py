@@ -7,6 +7,7 @@ are `ReadCache`'s; HTTP, retries and size limits are `Transport`'s; signing is `
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -19,7 +20,9 @@ from .auth import TokenSigner
 from .config import ClientConfig
 from .errors import BadResponse, NotConfigured
 from .readcache import ReadCache
-from .transport import Transport, logger
+from .transport import Transport
+
+logger = logging.getLogger("conversations.upstream")
 
 T = TypeVar("T")
 
@@ -46,13 +49,12 @@ class ConversationClient:
 
     @property
     def sleep(self) -> Callable[[float], None]:
-        """How the client waits between retries and for a concurrent read (tests replace it)."""
+        """How the client waits between retries (tests replace it)."""
         return self.transport.sleep
 
     @sleep.setter
     def sleep(self, value: Callable[[float], None]) -> None:
         self.transport.sleep = value
-        self.reads.sleep = value
 
     # --- endpoints
 

@@ -50,6 +50,7 @@ _PREFIX = "capi:v2:"
 FAILURE_SECONDS = 1  # a failed read answers every caller for this long without a new call
 UNREACHABLE_SECONDS = 3  # after no answer at all, every read fails fast for this long
 _COALESCE_POLL_SECONDS = 0.01
+_COALESCE_MAX_POLL_SECONDS = 0.2
 
 # Fetches run here, so that a caller can stop waiting while the fetch goes on. Pages' own
 # concurrent reads use another pool (concurrency.py): a fetch never waits on a page thread.
@@ -131,16 +132,27 @@ class ReadCache:
         lock_key, token = key + ":lock", uuid.uuid4().hex
         lock_seconds = whole_seconds(self.config.total_budget + 1)
         deadline = time.monotonic() + self.config.total_budget
+        pause = _COALESCE_POLL_SECONDS
         while True:
             taken = self._add(lock_key, token, lock_seconds)
             if taken is not False:  # ours, or no working cache: read without coalescing
                 break
-            # Another process is reading this key: wait for its answer instead of asking too.
-            if time.monotonic() > deadline:
-                raise self._with_stale(Unavailable("Timed out waiting for a concurrent read"), key)
-            self.sleep(_COALESCE_POLL_SECONDS)
-            entry = self._get(key)
+            # Another process is reading this key: wait for its answer instead of asking too,
+            # with reads only (an add is a write: a transaction on the database cache) and
+            # longer pauses the longer it takes.
+            while self._get(lock_key) is not None:
+                if time.monotonic() > deadline:
+                    error = Unavailable("Timed out waiting for a concurrent read")
+                    raise self._with_stale(error, key)
+                self.sleep(pause)
+                pause = min(pause * 2, _COALESCE_MAX_POLL_SECONDS)
+                entry = self._get(key)
+                if entry is not None:
+                    return self._answer(entry, key)
+        if taken:
+            entry = self._get(key)  # answered by the process whose lock this was, just before
             if entry is not None:
+                self._release(lock_key, token)
                 return self._answer(entry, key)
         try:
             cooling = self._check_cooldown(key)
@@ -155,6 +167,8 @@ class ReadCache:
         try:
             value = load()
         except UpstreamError as exc:
+            if exc.retry_after is not None:  # however long upstream asks, never past the ceiling
+                exc.retry_after = min(exc.retry_after, self.config.max_cooldown_seconds)
             # Every caller gets this failure for a moment rather than asking upstream again.
             self._set(key, ("error", exc), FAILURE_SECONDS)
             if isinstance(exc, RateLimited):
@@ -163,6 +177,10 @@ class ReadCache:
             elif isinstance(exc, Unavailable) and exc.status is None:
                 # No answer at all (timeout, refused, reset): the API is down, not one resource.
                 self._cool_down("unreachable", UNREACHABLE_SECONDS)
+            elif cooling and exc.status is not None:
+                # The probe had an HTTP answer that is not a 429 (a 404, a 500): the API is
+                # answering again, so the rate-limit pause is over.
+                self._delete(self.cooldown_key)
             raise self._with_stale(exc, key) from None
         self._set(key, ("ok", value), fresh_seconds)
         self._set(key + ":stale", (self.clock(), value), self.config.stale_seconds)
@@ -175,6 +193,9 @@ class ReadCache:
 
     def _cool_down(self, reason: str, seconds: float) -> None:
         seconds = min(seconds, self.config.max_cooldown_seconds)
+        current = self._get(self.cooldown_key)
+        if current is not None and current[0] > self.clock() + seconds:
+            return  # never shorten a pause (a probe that found the API down during a 429's)
         self._set(self.cooldown_key, (self.clock() + seconds, reason), seconds)
         # The first probe comes one interval into the cool-down, not at once.
         self._set(self.probe_key, 1, self.config.cooldown_probe_seconds)
@@ -236,8 +257,6 @@ class ReadCache:
 
     def _add(self, key: str, value: Any, seconds: float) -> bool | None:
         """True if added, False if the key exists, None when the cache does not work now."""
-        if not self._available():
-            return None
         try:
             added = self.cache.add(key, value, timeout=whole_seconds(seconds))
         except Exception:

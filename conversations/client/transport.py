@@ -2,15 +2,17 @@
 
 `requests`' read timeout bounds each socket read, not the response: an upstream that drips a byte
 every few seconds would hold a thread for ever. So every read here has one deadline for all of it
-(connect, headers, body and retries), enforced twice: the body is read in small pieces with the
-deadline checked between them, and a watchdog shuts the socket down at the deadline, which also
-ends a read stuck in the headers. The body is read decompressed, in pieces, up to `max_bytes`: a
-gzip bomb or a runaway list is a bad response, not a worker's memory.
+(headers, body and retries; connecting is bounded by the connect timeout, capped at what is left),
+enforced twice: the body is read in small pieces with the deadline checked between them, and a
+watchdog shuts the socket down at the deadline, which also ends a read stuck in the headers. The
+body is read decompressed, in pieces, up to `max_bytes`: a gzip bomb or a runaway list is a bad
+response, not a worker's memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import logging
 import math
 import random
@@ -51,19 +53,38 @@ _current = threading.local()
 
 
 class _Watch:
-    """Shuts down the socket of this thread's exchange once its deadline has passed."""
+    """Shuts down the socket of this thread's exchange once its deadline has passed.
+
+    The socket is only touched while the exchange lasts (`done` under the lock): once it ends,
+    its connection may serve another thread's exchange from the pool.
+    """
 
     def __init__(self, seconds: float) -> None:
-        self.sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._done = False
         self.fired = False
         self._timer = threading.Timer(max(seconds, 0.0), self._fire)
         self._timer.daemon = True
 
+    def watch(self, sock: socket.socket | None) -> None:
+        """The exchange now reads from `sock`: shut it down at once if the deadline has passed."""
+        with self._lock:
+            self._sock = sock
+            if self.fired:
+                self._shut()
+
     def _fire(self) -> None:
-        self.fired = True
-        if self.sock is not None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._sock is not None:
             with contextlib.suppress(OSError):  # wakes a recv() blocked in this exchange
-                self.sock.shutdown(socket.SHUT_RDWR)
+                self._sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> _Watch:
         _current.watch = self
@@ -71,6 +92,8 @@ class _Watch:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
         self._timer.cancel()
         _current.watch = None
 
@@ -79,7 +102,7 @@ class _WatchedConnection(HTTPConnection):
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         watch = getattr(_current, "watch", None)
         if watch is not None:
-            watch.sock = self.sock
+            watch.watch(self.sock)
         return super().getresponse(*args, **kwargs)
 
 
@@ -117,6 +140,8 @@ class Transport:
         self.config = config
         self.base_url = config.base_url.rstrip("/")
         self.session = session or requests.Session()
+        # The API sets no cookie we need; a hostile one would be sent back on every call.
+        self.session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         adapter = _WatchedAdapter(pool_connections=4, pool_maxsize=32)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -156,6 +181,8 @@ class Transport:
                     return payload.loads(body)
                 except payload.MalformedJSON:
                     raise BadResponse("The Conversation API sent malformed JSON") from None
+                except payload.TooComplex as exc:
+                    raise BadResponse(f"The response holds {exc}") from None
             if not retrying:
                 raise error
             attempt += 1
@@ -236,7 +263,7 @@ def _error_for(status: int, headers: Any, body: bytes) -> UpstreamError | None:
         parsed = payload.loads(body)
         if isinstance(parsed, dict):
             fields = parsed
-    except payload.MalformedJSON:
+    except (payload.MalformedJSON, payload.TooComplex):
         pass
     code = fields.get("code") if isinstance(fields.get("code"), str) else ""
     if not code and isinstance(fields.get("type"), str) and "#" in fields["type"]:
