@@ -87,6 +87,7 @@ def test_no_page_is_wider_than_a_narrow_screen(narrow, dashboard, sandbox, long_
         if problems:
             found[name] = problems
         if name == "conversation-events":
+            narrow.locator("#event-rows").evaluate("rows => rows.scrollIntoView()")
             screenshot(narrow, "conversation-events-narrow")
     assert found == {}, json.dumps(found, indent=1)
 
