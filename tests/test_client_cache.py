@@ -365,3 +365,18 @@ def test_a_body_of_millions_of_tiny_objects_is_refused_before_parsing():
 
     with pytest.raises(payload.TooComplex):
         payload.loads(b"[" + b"[]," * 500_000 + b"[]]")
+
+
+@responses.activate
+def test_a_read_after_the_end_never_takes_an_answer_cached_before_it(key_pair):
+    """Issue 8, section 2 item 2: a poll's empty answer cached a moment before the call ended
+    must not be the final look, or the last events are never shown."""
+    client = make_client(key_pair[0], cache_seconds=5)
+    url = f"{CONVERSATION_URL}/events"
+    responses.get(url, json={"page_size": 100, "_embedded": {"events": []}})
+    assert client.list_events(CON, start_id=18, order="asc", page_size=100).items == []
+    responses.replace(responses.GET, url, json=fixture("events_array.json"))  # the call ended
+    final = client.list_events(CON, start_id=18, order="asc", page_size=100, after_end=True)
+    assert final.items
+    again = client.list_events(CON, start_id=18, order="asc", page_size=100, after_end=True)
+    assert again == final and len(responses.calls) == 2  # viewers share the final read

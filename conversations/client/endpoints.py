@@ -85,10 +85,14 @@ class ConversationClient:
         page_size: int = 100,
         order: str = "asc",
         cursor: str | None = None,
+        after_end: bool = False,
     ) -> Page[Member]:
+        """With `after_end` (the page has seen the conversation end), an answer cached before the
+        end is not used: it may miss the last changes (see `_page`)."""
         # Reference: GET /v1/conversations/{conversation_id}/members
         path = f"/v1/conversations/{_id('conversation', conversation_id)}/members"
-        return self._page(path, _paging(page_size, order, cursor), "members", schema.parse_member)
+        params = _paging(page_size, order, cursor)
+        return self._page(path, params, "members", schema.parse_member, after_end=after_end)
 
     def get_member(
         self, conversation_id: str, member_id: str, *, known_state: str | None = None
@@ -122,7 +126,10 @@ class ConversationClient:
         end_id: int | None = None,
         event_type: str | None = None,
         exclude_deleted_events: bool | None = None,
+        after_end: bool = False,
     ) -> Page[Event]:
+        """With `after_end` (the page has seen the conversation end), an answer cached before the
+        end is not used: it may miss the last events (see `_page`)."""
         # Reference: GET /v1/conversations/{conversation_id}/events
         path = f"/v1/conversations/{_id('conversation', conversation_id)}/events"
         for name, value in (("start_id", start_id), ("end_id", end_id)):
@@ -136,7 +143,7 @@ class ConversationClient:
                 None if exclude_deleted_events is None else str(exclude_deleted_events).lower()
             ),
         )
-        return self._page(path, params, "events", schema.parse_event)
+        return self._page(path, params, "events", schema.parse_event, after_end=after_end)
 
     def get_event(self, conversation_id: str, event_id: int) -> Event:
         # Reference: GET /v1/conversations/{conversation_id}/events/{event_id}
@@ -187,12 +194,24 @@ class ConversationClient:
     # --- reading
 
     def _page(
-        self, path: str, params: dict[str, Any], key: str, parse_item: Callable[[Any], Any]
+        self,
+        path: str,
+        params: dict[str, Any],
+        key: str,
+        parse_item: Callable[[Any], Any],
+        *,
+        after_end: bool = False,
     ) -> Page[Any]:
         # Never more items than asked for, whatever upstream sends (100,000 in a page of 10).
         limit = params["page_size"]
         return self._read(
-            path, params, lambda data: schema.parse_page(data, key, parse_item, limit=limit)
+            path,
+            params,
+            lambda data: schema.parse_page(data, key, parse_item, limit=limit),
+            # Reads made once a conversation has ended are cached apart from the others: an
+            # answer cached (or being fetched) just before the end may lack its last events, and
+            # a page taking its final look must not stop on it. Viewers still share these reads.
+            variant="after-end" if after_end else "",
         )
 
     def _read(

@@ -187,7 +187,7 @@ def members_panel(request: HtmxHttpRequest, conversation_id: str) -> HttpRespons
         return invalid(request, form, "Conversation")
     over = form.cleaned_data["over"]
     client = api()
-    outcome = attempt(lambda: client.list_members(conversation_id))
+    outcome = attempt(lambda: client.list_members(conversation_id, after_end=over))
     if isinstance(outcome.error, NotFound):
         return gone(request, dom.MEMBERS_PANEL)
     failed = outcome.error is not None

@@ -201,6 +201,7 @@ def events_poll(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
             order="asc",
             page_size=POLL_PAGE_SIZE,
             event_type=event_type,
+            after_end=over,
         )
     )
     if isinstance(outcome.error, NotFound):
