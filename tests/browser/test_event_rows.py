@@ -86,10 +86,10 @@ def test_a_call_that_ended_unwatched_shows_every_event_when_watched_again(
     sandbox.end_conversation(conversation_id)
     look_again(page, how)
 
-    # The header saw the end: no "Live: every N s", no Pause button.
-    expect(page.locator("#live-controls")).not_to_contain_text(
-        "Live: every", timeout=LIVE_WAIT_MS * 2
-    )
+    # The header saw the end: no "Live: every N s" anywhere, no Pause button. (The page, not the
+    # #live-controls element: once in CI under load the page was loaded anew, and an ended
+    # conversation's page rightly has no live controls at all. Cause not yet found.)
+    expect(page.locator("body")).not_to_contain_text("Live: every", timeout=LIVE_WAIT_MS * 2)
     expect(page.locator("#pause-toggle")).to_have_count(0)
 
     # Polling stops (after the events' last look): no poller is left, and nothing asks ...
