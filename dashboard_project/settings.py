@@ -349,6 +349,25 @@ if DASHBOARD_REFRESH_SECONDS < 1:
 UPSTREAM_CACHE_SECONDS = env.int("UPSTREAM_CACHE_SECONDS", default=DASHBOARD_REFRESH_SECONDS)
 UPSTREAM_STALE_SECONDS = env.int("UPSTREAM_STALE_SECONDS", default=600)
 
+# --- The event store (issue 9): signed RTC webhooks in, history kept, gaps filled from the API
+# The account's signature secret (Vonage dashboard, API settings). Without it POST /webhooks/rtc
+# refuses every request: an unverifiable event must never be stored.
+VONAGE_SIGNATURE_SECRET = env.str("VONAGE_SIGNATURE_SECRET", default="")
+# When set, a webhook's `api_key` claim must name this account.
+VONAGE_API_KEY = env.str("VONAGE_API_KEY", default="")
+# A webhook's `iat` must be within this many seconds of now, both ways (the tokens carry no exp).
+VONAGE_WEBHOOK_MAX_AGE_SECONDS = env.int("VONAGE_WEBHOOK_MAX_AGE_SECONDS", default=300)
+if VONAGE_WEBHOOK_MAX_AGE_SECONDS < 1:
+    raise ImproperlyConfigured("VONAGE_WEBHOOK_MAX_AGE_SECONDS must be at least 1.")
+# How often the reconciler reads the API to fill gaps in the stored history.
+DASHBOARD_RECONCILE_SECONDS = env.int("DASHBOARD_RECONCILE_SECONDS", default=60)
+if DASHBOARD_RECONCILE_SECONDS < 1:
+    raise ImproperlyConfigured("DASHBOARD_RECONCILE_SECONDS must be at least 1.")
+# Stored history older than this many days is deleted in batches; 0 keeps everything.
+DASHBOARD_RETENTION_DAYS = env.int("DASHBOARD_RETENTION_DAYS", default=90)
+if DASHBOARD_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("DASHBOARD_RETENTION_DAYS must be 0 (keep all) or more.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

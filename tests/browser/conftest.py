@@ -90,8 +90,24 @@ def context(browser):
 def page(context, dashboard):
     """A page logged in through the real login form."""
     page = context.new_page()
+    # What the page did, printed at teardown (pytest shows it when the test failed): every
+    # navigation of the main frame and every answer that was not a plain 200.
+    journal: list[str] = []
+    page.on(
+        "framenavigated",
+        lambda frame: frame == page.main_frame and journal.append(f"navigated {frame.url}"),
+    )
+
+    def note_response(response) -> None:
+        htmx_headers = {k: v for k, v in response.headers.items() if k.startswith("hx-")}
+        if response.status != 200 or htmx_headers:
+            journal.append(f"{response.status} {response.url} {htmx_headers}")
+
+    page.on("response", note_response)
+    page.on("requestfailed", lambda request: journal.append(f"failed {request.url}"))
     log_in(page, dashboard.url)
-    return page
+    yield page
+    print("page journal:", *journal, sep="\n  ")
 
 
 def log_in(page, base_url: str) -> None:

@@ -1,0 +1,294 @@
+"""Storing events: one transaction per delivery, idempotent, and order-independent.
+
+Idempotency comes from the unique constraint on (conversation, event id): an insert that conflicts
+is a duplicate and changes nothing. Derived state (each member's state, the conversation's last
+event, live or ended) is recomputed from what is stored after every new event, under a row lock on
+the conversation, so it follows the highest event id applied, whatever the order of arrival.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from conversations import ids
+from conversations.schema import parse_time
+
+from .models import Application, StoredConversation, StoredEvent, StoredMember, WebhookReceipt
+
+MEMBER_STATES = {"member:invited": "INVITED", "member:joined": "JOINED", "member:left": "LEFT"}
+MAX_TYPE_LENGTH = 100
+MAX_EVENT_ID = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
+
+
+class BadEvent(ValueError):
+    """An event body whose fields cannot be trusted enough to store (answered 400)."""
+
+
+class Replay(Exception):
+    """A webhook whose jti was accepted before."""
+
+
+@dataclass(frozen=True)
+class EventFields:
+    conversation_id: str  # "" for events that belong to no conversation yet (app:knocking)
+    event_id: int | None
+    type: str
+    from_member: str
+    timestamp: dt.datetime | None
+
+
+def event_fields(body: dict[str, Any]) -> EventFields:
+    """The columns of an event body (webhook or API item), validated before any of it is used."""
+    event_type = body.get("type")
+    if not isinstance(event_type, str) or not 0 < len(event_type) <= MAX_TYPE_LENGTH:
+        raise BadEvent("type is missing or not a short string")
+    conversation_id = body.get("conversation_id") or ""
+    if conversation_id and not ids.is_valid("conversation", conversation_id):
+        raise BadEvent("conversation_id is not a conversation id")
+    raw_id = body.get("id")
+    event_id: int | None = None
+    if raw_id is not None:
+        # Ids come as numbers or as strings of digits (API.md); nothing else is an event id.
+        if isinstance(raw_id, bool) or not isinstance(raw_id, int | str):
+            raise BadEvent("id is not an integer")
+        try:
+            event_id = int(raw_id)
+        except ValueError:
+            raise BadEvent("id is not an integer") from None
+        if not 0 < event_id <= MAX_EVENT_ID:
+            raise BadEvent("id is out of range")
+    if bool(conversation_id) != (event_id is not None):
+        raise BadEvent("an event has both a conversation_id and an id, or neither")
+    sender = body.get("from")
+    return EventFields(
+        conversation_id=ids.canonical(conversation_id) if conversation_id else "",
+        event_id=event_id,
+        type=event_type,
+        from_member=sender[:100] if isinstance(sender, str) else "",
+        timestamp=parse_time(body.get("timestamp")),
+    )
+
+
+def application(vonage_id: str) -> Application:
+    found, _ = Application.objects.get_or_create(vonage_id=vonage_id)
+    return found
+
+
+def store_webhook(app: Application, jti: str, body: dict[str, Any]) -> bool:
+    """Store one verified webhook: its receipt and, when it is a conversation event, the event.
+
+    All or nothing, in one transaction. Returns True when the event was new. Raises Replay when
+    the jti was accepted before (nothing stored), BadEvent for an untrustworthy body.
+    """
+    fields = event_fields(body)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():  # a savepoint: the conflict must not poison the outer one
+                receipt = WebhookReceipt.objects.create(
+                    application=app,
+                    jti=jti,
+                    type=fields.type,
+                    conversation_vonage_id=fields.conversation_id,
+                    event_id=fields.event_id,
+                    body=body,
+                )
+        except IntegrityError:
+            raise Replay(jti) from None
+        if not fields.conversation_id:
+            return False
+        stored = _store(app, fields.conversation_id, [(fields, body)], StoredEvent.WEBHOOK)
+        if stored:
+            receipt.stored = True
+            receipt.save(update_fields=["stored"])
+        return bool(stored)
+
+
+def store_events(
+    app: Application, conversation_id: str, bodies: Iterable[dict[str, Any]], source: str
+) -> int:
+    """Store events read from the API for one conversation; returns how many were new.
+
+    Items that are not trustworthy events of this conversation are skipped (an API page is
+    hostile input too), never stored under another conversation.
+    """
+    parsed = []
+    for body in bodies:
+        try:
+            fields = event_fields({"conversation_id": conversation_id, **body})
+        except BadEvent:
+            continue
+        if fields.conversation_id == conversation_id and fields.event_id is not None:
+            parsed.append((fields, body))
+    with transaction.atomic():
+        return _store(app, conversation_id, parsed, source)
+
+
+def conversation_row(app: Application, conversation_id: str) -> StoredConversation:
+    """The conversation's row, created when first seen, locked until the transaction ends."""
+    row, _ = StoredConversation.objects.get_or_create(application=app, vonage_id=conversation_id)
+    return StoredConversation.objects.select_for_update().get(pk=row.pk)
+
+
+def _store(
+    app: Application,
+    conversation_id: str,
+    events: list[tuple[EventFields, dict[str, Any]]],
+    source: str,
+) -> int:
+    conversation = conversation_row(app, conversation_id)
+    if not events:
+        return 0
+    rows = [
+        StoredEvent(
+            conversation=conversation,
+            event_id=fields.event_id,
+            type=fields.type,
+            from_member=fields.from_member,
+            timestamp=fields.timestamp,
+            body=body,
+            source=source,
+        )
+        for fields, body in events
+    ]
+    existing = set(
+        StoredEvent.objects.filter(
+            conversation=conversation, event_id__in=[row.event_id for row in rows]
+        ).values_list("event_id", flat=True)
+    )
+    # Under the conversation's row lock nobody else inserts its events, so what is not there yet
+    # is new; ignore_conflicts still guards a batch that repeats an id.
+    new = [row for row in rows if row.event_id not in existing]
+    StoredEvent.objects.bulk_create(new, ignore_conflicts=True)
+    if new:
+        deleted = [f for f, _ in events if f.type == "conversation:deleted"]
+        if deleted and conversation.deleted_upstream_at is None:
+            conversation.deleted_upstream_at = deleted[0].timestamp or timezone.now()
+        _apply_members(conversation, [(f, b) for f, b in events if f.event_id not in existing])
+        refresh_conversation(conversation)
+    return len({row.event_id for row in new})
+
+
+def _apply_members(
+    conversation: StoredConversation, events: list[tuple[EventFields, dict[str, Any]]]
+) -> None:
+    """Membership events set a member's state only when newer than the one it has."""
+    for fields, body in sorted(events, key=lambda pair: pair[0].event_id or 0):
+        state = MEMBER_STATES.get(fields.type)
+        payload = body.get("body") if isinstance(body.get("body"), dict) else {}
+        member_id = payload.get("member_id") or fields.from_member
+        if state is None or not ids.is_valid("member", member_id):
+            continue
+        member, _ = StoredMember.objects.get_or_create(
+            conversation=conversation, vonage_id=ids.canonical(member_id)
+        )
+        _fill_member(member, payload)
+        if fields.event_id > member.state_event_id:
+            member.state = state
+            member.state_event_id = fields.event_id
+        member.save()
+
+
+def _fill_member(member: StoredMember, payload: dict[str, Any]) -> None:
+    """What any membership event body says about the member (kept when a later one omits it)."""
+    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    if ids.is_valid("user", user.get("id")):
+        member.user_id = ids.canonical(user["id"])
+    if isinstance(user.get("name"), str) and user["name"]:
+        member.user_name = user["name"][:1000]
+    channel = payload.get("channel")
+    if isinstance(channel, dict) and channel:
+        member.channel = channel
+        if isinstance(channel.get("type"), str):
+            member.channel_type = channel["type"][:40]
+    stamps = payload.get("timestamp") if isinstance(payload.get("timestamp"), dict) else {}
+    for key in ("invited", "joined", "left"):
+        when = parse_time(stamps.get(key))
+        if when is not None:
+            setattr(member, f"{key}_at", when)
+
+
+def refresh_conversation(conversation: StoredConversation) -> None:
+    """Recompute what the stored events and members say about the conversation."""
+    events = StoredEvent.objects.filter(conversation=conversation)
+    newest = events.order_by("-event_id").values("event_id", "type", "timestamp").first()
+    if newest is not None:
+        conversation.last_event_id = newest["event_id"]
+        conversation.last_event_type = newest["type"]
+        conversation.last_event_at = newest["timestamp"] or conversation.last_event_at
+    # Every id up to `contiguous` is stored: walk on from the last known point.
+    contiguous = conversation.contiguous_event_id
+    for event_id in (
+        events.filter(event_id__gt=contiguous)
+        .order_by("event_id")
+        .values_list("event_id", flat=True)
+    ):
+        if event_id != contiguous + 1:
+            break
+        contiguous = event_id
+    conversation.contiguous_event_id = contiguous
+    members = list(conversation.members.values("state", "joined_at", "invited_at", "left_at"))
+    conversation.joined_count = sum(1 for m in members if m["state"] == "JOINED")
+    if conversation.started_at is None:
+        first = events.order_by("event_id").values_list("timestamp", flat=True).first()
+        conversation.started_at = first
+    api_ended = _api_ended_at(conversation.api_body)
+    if api_ended is not None:
+        conversation.ended_at = api_ended
+    elif members and all(m["state"] == "LEFT" for m in members):
+        lefts = [m["left_at"] for m in members if m["left_at"] is not None]
+        conversation.ended_at = max(lefts) if lefts else conversation.last_event_at
+    else:
+        conversation.ended_at = None
+    conversation.is_live = (
+        conversation.joined_count > 0
+        and conversation.ended_at is None
+        and conversation.deleted_upstream_at is None
+    )
+    conversation.save()
+
+
+def _api_ended_at(api_body: Any) -> dt.datetime | None:
+    """The end the API reported (state INACTIVE, or a `destroyed` time), or None."""
+    if not isinstance(api_body, dict):
+        return None
+    timestamps = api_body.get("timestamp") if isinstance(api_body.get("timestamp"), dict) else {}
+    destroyed = parse_time(timestamps.get("destroyed"))
+    if destroyed is not None:
+        return destroyed
+    if api_body.get("state") == "INACTIVE":
+        return parse_time(timestamps.get("updated")) or timezone.now()
+    return None
+
+
+def record_api_conversation(app: Application, body: dict[str, Any]) -> StoredConversation | None:
+    """Keep what the API says about a conversation (GET /v1/conversations/{id} or a list item)."""
+    conversation_id = body.get("id")
+    if not ids.is_valid("conversation", conversation_id):
+        return None
+    with transaction.atomic():
+        conversation = conversation_row(app, ids.canonical(conversation_id))
+        for key in ("name", "display_name"):
+            if isinstance(body.get(key), str):
+                setattr(conversation, key, body[key][:1000])
+        timestamps = body.get("timestamp") if isinstance(body.get("timestamp"), dict) else {}
+        created = parse_time(timestamps.get("created"))
+        if created is not None:
+            conversation.started_at = created
+        if "state" in body or "sequence_number" in body:  # a full answer, not a list item
+            conversation.api_body = body
+        conversation.reconciled_at = timezone.now()
+        refresh_conversation(conversation)
+        return conversation
+
+
+def mark_deleted_upstream(app: Application, conversation_id: str) -> None:
+    """The API no longer has it (404): its stored history stays, marked as such."""
+    StoredConversation.objects.filter(
+        application=app, vonage_id=conversation_id, deleted_upstream_at__isnull=True
+    ).update(deleted_upstream_at=timezone.now(), is_live=False)
