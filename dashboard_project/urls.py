@@ -7,6 +7,7 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_safe
 
 from conversations import health, views
+from conversations.views.webhooks import rtc_webhook
 
 
 @require_safe
@@ -30,5 +31,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("favicon.ico", favicon, name="favicon"),
+    # Vonage's signed RTC event webhooks: with or without the slash, never a redirect.
+    path("webhooks/rtc", rtc_webhook, name="rtc_webhook"),
+    path("webhooks/rtc/", rtc_webhook, name="rtc_webhook_slash"),
     path("", include("conversations.urls")),
 ]

@@ -20,6 +20,8 @@ PUBLIC = {
     "readyz": "readiness probe, timings only",
     "static": "static files",
     "favicon": "the site icon: a redirect to a static file",
+    "rtc_webhook": "Vonage's webhooks: trusted by their signature (tests/test_webhooks.py)",
+    "rtc_webhook_slash": "the same, with a trailing slash",
 }
 SAMPLE_ARGS = {
     "conversation_id": "CON-1b7f3c2e-5a8d-4e21-9c0f-7d6e5b4a3c21",

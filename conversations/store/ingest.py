@@ -76,6 +76,7 @@ def event_fields(body: dict[str, Any]) -> EventFields:
 
 
 def application(vonage_id: str) -> Application:
+    """The application's row, created on first use."""
     found, _ = Application.objects.get_or_create(vonage_id=vonage_id)
     return found
 
@@ -88,24 +89,23 @@ def store_webhook(app: Application, jti: str, body: dict[str, Any]) -> bool:
     """
     fields = event_fields(body)
     with transaction.atomic():
+        stored = 0
+        if fields.conversation_id:
+            stored = _store(app, fields.conversation_id, [(fields, body)], StoredEvent.WEBHOOK)
         try:
-            with transaction.atomic():  # a savepoint: the conflict must not poison the outer one
-                receipt = WebhookReceipt.objects.create(
+            with transaction.atomic():  # a savepoint: the conflict is caught, then all rolls back
+                WebhookReceipt.objects.create(
                     application=app,
                     jti=jti,
                     type=fields.type,
                     conversation_vonage_id=fields.conversation_id,
                     event_id=fields.event_id,
-                    body=body,
+                    # A new event's row holds its body: the receipt keeps no second copy.
+                    body=None if stored else body,
+                    stored=bool(stored),
                 )
         except IntegrityError:
-            raise Replay(jti) from None
-        if not fields.conversation_id:
-            return False
-        stored = _store(app, fields.conversation_id, [(fields, body)], StoredEvent.WEBHOOK)
-        if stored:
-            receipt.stored = True
-            receipt.save(update_fields=["stored"])
+            raise Replay(jti) from None  # leaving the atomic block undoes the event too
         return bool(stored)
 
 

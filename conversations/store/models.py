@@ -145,8 +145,10 @@ class WebhookReceipt(models.Model):
     type = models.CharField(max_length=100, blank=True)
     conversation_vonage_id = models.CharField(max_length=100, blank=True)
     event_id = models.IntegerField(null=True, blank=True)
-    body = models.JSONField()
-    stored = models.BooleanField(default=False)  # False: a duplicate, or no conversation
+    # The body as it arrived, when no StoredEvent holds it already (a duplicate, or an event of no
+    # conversation); None when it was stored as a new event (its StoredEvent has it whole).
+    body = models.JSONField(null=True, blank=True)
+    stored = models.BooleanField(default=False)  # True: it was stored as a new event
 
     def __str__(self) -> str:
         return self.jti
