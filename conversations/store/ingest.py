@@ -93,19 +93,19 @@ def store_webhook(app: Application, jti: str, body: dict[str, Any]) -> bool:
         if fields.conversation_id:
             stored = _store(app, fields.conversation_id, [(fields, body)], StoredEvent.WEBHOOK)
         try:
-            with transaction.atomic():  # a savepoint: the conflict is caught, then all rolls back
-                WebhookReceipt.objects.create(
-                    application=app,
-                    jti=jti,
-                    type=fields.type,
-                    conversation_vonage_id=fields.conversation_id,
-                    event_id=fields.event_id,
-                    # A new event's row holds its body: the receipt keeps no second copy.
-                    body=None if stored else body,
-                    stored=bool(stored),
-                )
+            WebhookReceipt.objects.create(
+                application=app,
+                jti=jti,
+                type=fields.type,
+                conversation_vonage_id=fields.conversation_id,
+                event_id=fields.event_id,
+                # A new event's row holds its body: the receipt keeps no second copy.
+                body=None if stored else body,
+                stored=bool(stored),
+            )
         except IntegrityError:
-            raise Replay(jti) from None  # leaving the atomic block undoes the event too
+            # No savepoint needed: leaving the atomic block with Replay undoes the event too.
+            raise Replay(jti) from None
         return bool(stored)
 
 
@@ -130,9 +130,17 @@ def store_events(
 
 
 def conversation_row(app: Application, conversation_id: str) -> StoredConversation:
-    """The conversation's row, created when first seen, locked until the transaction ends."""
-    row, _ = StoredConversation.objects.get_or_create(application=app, vonage_id=conversation_id)
-    return StoredConversation.objects.select_for_update().get(pk=row.pk)
+    """The conversation's row, created when first seen, locked until the transaction ends.
+
+    The lock serialises the writers of one conversation (their derived state would race), and
+    only them: other conversations ingest in parallel.
+    """
+    locked = StoredConversation.objects.select_for_update()
+    row = locked.filter(application=app, vonage_id=conversation_id).first()
+    if row is None:
+        StoredConversation.objects.get_or_create(application=app, vonage_id=conversation_id)
+        row = locked.get(application=app, vonage_id=conversation_id)
+    return row
 
 
 def _store(
@@ -166,18 +174,18 @@ def _store(
     new = [row for row in rows if row.event_id not in existing]
     StoredEvent.objects.bulk_create(new, ignore_conflicts=True)
     if new:
-        deleted = [f for f, _ in events if f.type == "conversation:deleted"]
-        if deleted and conversation.deleted_upstream_at is None:
-            conversation.deleted_upstream_at = deleted[0].timestamp or timezone.now()
-        _apply_members(conversation, [(f, b) for f, b in events if f.event_id not in existing])
-        refresh_conversation(conversation)
+        applied = [(f, b) for f, b in events if f.event_id not in existing]
+        members_changed = _apply_members(conversation, applied)
+        _advance(conversation, [f for f, _ in applied], members_changed)
     return len({row.event_id for row in new})
 
 
 def _apply_members(
     conversation: StoredConversation, events: list[tuple[EventFields, dict[str, Any]]]
-) -> None:
-    """Membership events set a member's state only when newer than the one it has."""
+) -> bool:
+    """Membership events set a member's state only when newer than the one it has. Returns
+    whether any membership event was applied."""
+    changed = False
     for fields, body in sorted(events, key=lambda pair: pair[0].event_id or 0):
         state = MEMBER_STATES.get(fields.type)
         payload = body.get("body") if isinstance(body.get("body"), dict) else {}
@@ -192,6 +200,8 @@ def _apply_members(
             member.state = state
             member.state_event_id = fields.event_id
         member.save()
+        changed = True
+    return changed
 
 
 def _fill_member(member: StoredMember, payload: dict[str, Any]) -> None:
@@ -213,30 +223,54 @@ def _fill_member(member: StoredMember, payload: dict[str, Any]) -> None:
             setattr(member, f"{key}_at", when)
 
 
-def refresh_conversation(conversation: StoredConversation) -> None:
-    """Recompute what the stored events and members say about the conversation."""
-    events = StoredEvent.objects.filter(conversation=conversation)
-    newest = events.order_by("-event_id").values("event_id", "type", "timestamp").first()
-    if newest is not None:
-        conversation.last_event_id = newest["event_id"]
-        conversation.last_event_type = newest["type"]
-        conversation.last_event_at = newest["timestamp"] or conversation.last_event_at
-    # Every id up to `contiguous` is stored: walk on from the last known point.
+def _advance(
+    conversation: StoredConversation, new: list[EventFields], members_changed: bool
+) -> None:
+    """Derived state after new events, from what is already known plus those events: the usual
+    webhook (the next id, not a membership event) costs no query beyond the row's update."""
+    top = max(new, key=lambda fields: fields.event_id or 0)
+    if top.event_id > conversation.last_event_id:
+        conversation.last_event_id = top.event_id
+        conversation.last_event_type = top.type
+        conversation.last_event_at = top.timestamp or conversation.last_event_at
+    new_ids = {fields.event_id for fields in new}
+    if conversation.contiguous_event_id + 1 in new_ids:
+        _walk_contiguous(conversation, new_ids)
+    stamps = [fields.timestamp for fields in new if fields.timestamp is not None]
+    if stamps and (conversation.started_at is None or min(stamps) < conversation.started_at):
+        conversation.started_at = min(stamps)
+    deleted = [fields for fields in new if fields.type == "conversation:deleted"]
+    if deleted and conversation.deleted_upstream_at is None:
+        conversation.deleted_upstream_at = deleted[0].timestamp or timezone.now()
+    if members_changed:
+        _derive_membership(conversation)
+    _derive_liveness(conversation)
+    conversation.save()
+
+
+def _walk_contiguous(conversation: StoredConversation, new_ids: set[int]) -> None:
+    """Every id up to `contiguous_event_id` is stored: walk on from the last known point (from
+    the new ids alone when they reach the newest stored id, else through the stored ones)."""
     contiguous = conversation.contiguous_event_id
-    for event_id in (
-        events.filter(event_id__gt=contiguous)
-        .order_by("event_id")
-        .values_list("event_id", flat=True)
-    ):
-        if event_id != contiguous + 1:
-            break
-        contiguous = event_id
+    while contiguous + 1 in new_ids:
+        contiguous += 1
+    if contiguous < conversation.last_event_id:  # a gap was just filled: more may follow it
+        stored = (
+            StoredEvent.objects.filter(conversation=conversation, event_id__gt=contiguous)
+            .order_by("event_id")
+            .values_list("event_id", flat=True)
+        )
+        for event_id in stored.iterator():
+            if event_id != contiguous + 1:
+                break
+            contiguous = event_id
     conversation.contiguous_event_id = contiguous
-    members = list(conversation.members.values("state", "joined_at", "invited_at", "left_at"))
+
+
+def _derive_membership(conversation: StoredConversation) -> None:
+    """Joined members, and the end: the API's word, else the last member leaving."""
+    members = list(conversation.members.values("state", "left_at"))
     conversation.joined_count = sum(1 for m in members if m["state"] == "JOINED")
-    if conversation.started_at is None:
-        first = events.order_by("event_id").values_list("timestamp", flat=True).first()
-        conversation.started_at = first
     api_ended = _api_ended_at(conversation.api_body)
     if api_ended is not None:
         conversation.ended_at = api_ended
@@ -245,11 +279,36 @@ def refresh_conversation(conversation: StoredConversation) -> None:
         conversation.ended_at = max(lefts) if lefts else conversation.last_event_at
     else:
         conversation.ended_at = None
+
+
+def _derive_liveness(conversation: StoredConversation) -> None:
     conversation.is_live = (
         conversation.joined_count > 0
         and conversation.ended_at is None
         and conversation.deleted_upstream_at is None
     )
+
+
+def refresh_conversation(conversation: StoredConversation) -> None:
+    """Recompute everything the stored events and members say about the conversation (after
+    the API's answer changed, or to repair): the slow, complete form of `_advance`."""
+    events = StoredEvent.objects.filter(conversation=conversation)
+    newest = events.order_by("-event_id").values("event_id", "type", "timestamp").first()
+    if newest is not None:
+        conversation.last_event_id = newest["event_id"]
+        conversation.last_event_type = newest["type"]
+        conversation.last_event_at = newest["timestamp"] or conversation.last_event_at
+    conversation.contiguous_event_id = 0
+    _walk_contiguous(conversation, set())
+    if conversation.started_at is None:
+        conversation.started_at = (
+            events.exclude(timestamp=None)
+            .order_by("timestamp")
+            .values_list("timestamp", flat=True)
+            .first()
+        )
+    _derive_membership(conversation)
+    _derive_liveness(conversation)
     conversation.save()
 
 
