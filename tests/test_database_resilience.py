@@ -20,6 +20,7 @@ import pytest
 import requests
 from django.test import Client
 
+from tests import webhooks
 from tests.conftest import free_port
 from tests.tcp_proxy import proxy_to, require_server
 
@@ -78,6 +79,8 @@ def dashboard(tmp_path_factory, sandbox, database, db_proxy):
         "GUNICORN_THREADS": "1",
         "GUNICORN_ACCESS_LOG": str(tmp / "access.log"),
         "DEMO_PASSWORD": "blips-password-1",
+        "VONAGE_SIGNATURE_SECRET": webhooks.SECRET,
+        "VONAGE_API_KEY": webhooks.API_KEY,
     }
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=180)
@@ -283,3 +286,43 @@ def test_a_database_error_in_another_middleware_is_a_503(settings, sessions_tabl
     response = client.get("/healthz")
     assert response.status_code == 503
     assert b"cannot reach its database" in response.content
+
+
+def stored_counts(database: str) -> tuple[int, int]:
+    import psycopg
+
+    with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=database) as db:
+        events = db.execute("SELECT count(*) FROM conversations_storedevent").fetchone()[0]
+        receipts = db.execute("SELECT count(*) FROM conversations_webhookreceipt").fetchone()[0]
+    return events, receipts
+
+
+def test_webhooks_while_the_database_is_down_are_5xx_and_stored_whole_when_resent(
+    dashboard, database, db_proxy, sandbox
+):
+    """Vonage retries a 5xx: nothing half-stored meanwhile, and each event once afterwards."""
+    conversation = "CON-0d0d0d0d-5a8d-4e21-9c0f-7d6e5b4a3c21"
+    db_proxy.forward()
+    before = stored_counts(database)
+    session = requests.Session()
+
+    def send(event_id: int) -> int:
+        app = sandbox.application_id
+        body = webhooks.event(conversation, event_id, "member:joined", application_id=app)
+        raw = webhooks.encode(body)
+        headers = {
+            "Authorization": f"Bearer {webhooks.token(raw, application_id=app)}",
+            "Content-Type": "application/json",
+        }
+        return session.post(
+            dashboard + "/webhooks/rtc", data=raw, headers=headers, timeout=20
+        ).status_code
+
+    db_proxy.refuse()
+    assert [send(n) for n in range(1, 6)] == [503] * 5
+    db_proxy.forward()
+    assert stored_counts(database) == before
+    assert [send(n) for n in range(1, 6)] == [200] * 5
+    assert [send(n) for n in range(1, 6)] == [200] * 5  # retried twice: no-ops
+    events, receipts = stored_counts(database)
+    assert (events, receipts) == (before[0] + 5, before[1] + 10)
