@@ -24,6 +24,18 @@ from .models import Application, StoredConversation, StoredEvent, StoredMember, 
 MEMBER_STATES = {"member:invited": "INVITED", "member:joined": "JOINED", "member:left": "LEFT"}
 MAX_TYPE_LENGTH = 100
 MAX_EVENT_ID = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
+# What ingestion derives and writes back (the rest of the row is the reconciler's).
+DERIVED_FIELDS = [
+    "last_event_id",
+    "last_event_type",
+    "last_event_at",
+    "contiguous_event_id",
+    "started_at",
+    "ended_at",
+    "deleted_upstream_at",
+    "joined_count",
+    "is_live",
+]
 
 
 class BadEvent(ValueError):
@@ -245,7 +257,7 @@ def _advance(
     if members_changed:
         _derive_membership(conversation)
     _derive_liveness(conversation)
-    conversation.save()
+    conversation.save(update_fields=DERIVED_FIELDS)
 
 
 def _walk_contiguous(conversation: StoredConversation, new_ids: set[int]) -> None:
