@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.cache import cache
 
 from conversations import client as client_module
+from conversations.store import ingest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API = "https://api.test"
@@ -48,8 +49,10 @@ def key_pair() -> tuple[str, str]:
 @pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
+    ingest.forget_applications()  # rows a rolled-back test created are gone
     yield
     cache.clear()
+    ingest.forget_applications()
 
 
 def make_client(

@@ -87,10 +87,22 @@ def event_fields(body: dict[str, Any]) -> EventFields:
     )
 
 
+# Application rows are created once and never deleted: each process remembers them, which saves
+# a query on every webhook. (Tests, whose transactions roll rows back, forget them in between.)
+_applications: dict[str, Application] = {}
+
+
 def application(vonage_id: str) -> Application:
     """The application's row, created on first use."""
-    found, _ = Application.objects.get_or_create(vonage_id=vonage_id)
+    found = _applications.get(vonage_id)
+    if found is None:
+        found, _ = Application.objects.get_or_create(vonage_id=vonage_id)
+        _applications[vonage_id] = found
     return found
+
+
+def forget_applications() -> None:
+    _applications.clear()
 
 
 def store_webhook(app: Application, jti: str, body: dict[str, Any]) -> bool:
