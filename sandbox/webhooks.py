@@ -360,6 +360,8 @@ class WebhookSender:
                 continue  # the hold expired: the loop sends what is held
             if item is _STOP or self._halt.is_set():
                 break
+            settings = self.settings()  # as they are now, not when the wait began
+            window = settings.reorder_window if settings.reorder_window > 1 else 0
             deliveries = self._plan(item, settings)
             if window:
                 if not held:
