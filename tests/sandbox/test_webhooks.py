@@ -350,7 +350,7 @@ def test_delay_holds_each_webhook_back(receiver):
         cid = sb.create_conversation(members=0)["id"]
         started = time.monotonic()
         sb.inject_event(cid, "custom:late")
-        assert time.monotonic() - started < 0.2  # the API side never waits
+        assert time.monotonic() - started < 0.3  # the API side never waits the 0.4 s
         sb.wait_webhooks()
         (r,) = receiver.all()
         assert r.at - started >= 0.4
@@ -434,7 +434,7 @@ def test_a_full_queue_drops_without_blocking_the_api(receiver):
             for i in range(20):
                 sb.inject_event(cid, "custom:n", {"i": i})
             assert api.get(f"/v1/conversations/{cid}").status_code == 200
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 2.0  # blocking: 8 s per webhook
         finally:
             api.close()
         stats = sb.webhooks()["stats"]
@@ -453,7 +453,7 @@ def test_a_down_receiver_is_counted_and_does_not_block(receiver):
     with hooked(receiver, webhook_retries=1) as sb:
         started = time.monotonic()
         flood(sb, 5)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.0
         sb.wait_webhooks()
         stats = sb.webhooks()["stats"]
         assert stats["failed"] == 5 and stats["retries"] == 5 and stats["delivered"] == 0
