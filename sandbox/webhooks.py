@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import math
 import queue
 import random
 import threading
@@ -113,7 +114,8 @@ def check_url(url: str | None) -> None:
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # JSON allows NaN and Infinity (Python's parser does): refuse them, int(inf) would raise.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise WebhookError(f"{name} must be a number")
     return value
 

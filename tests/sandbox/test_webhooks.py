@@ -600,6 +600,8 @@ def test_send_without_a_url_is_refused(receiver):
         {"duplicate_rate": True},
         {"reorder_window": 2.5},
         {"reorder_window": 1000},
+        {"reorder_window": float("inf")},
+        {"delay_ms": float("nan")},
         {"delay_ms": -1},
         {"url": "ftp://example.com/x"},
         {"url": "http://"},
@@ -611,7 +613,8 @@ def test_send_without_a_url_is_refused(receiver):
 def test_put_webhooks_refuses_bad_settings(receiver, change):
     with hooked(receiver) as sb:
         before = sb.webhooks()["settings"]
-        r = requests.put(f"{sb.base_url}/_sandbox/webhooks", json=change, timeout=5)
+        body = json.dumps(change)  # NaN and Infinity too, as Python's JSON parser reads them
+        r = requests.put(f"{sb.base_url}/_sandbox/webhooks", data=body, timeout=5)
         assert r.status_code == 400
         assert sb.webhooks()["settings"] == before
 
