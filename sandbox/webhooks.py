@@ -432,6 +432,8 @@ class WebhookSender:
                 return
             body, headers = self._request(d)
             self._post_with_retry(url, body, headers, d.label)
+        except Exception as exc:  # never let one webhook kill the sender thread
+            self._failed(d.label, f"{type(exc).__name__}: {exc}")
         finally:
             with self._lock:
                 self._done(1)
