@@ -14,6 +14,7 @@ from sandbox.auth import generate_key_pair, load_public_key
 from sandbox.config import DEFAULT_APPLICATION_ID, EVENT_ID_FORMATS, EVENTS_SHAPES, SandboxConfig
 from sandbox.faults import MODES
 from sandbox.server import SandboxServer
+from sandbox.webhooks import DeliverySettings
 
 DEFAULTS = SandboxConfig()
 
@@ -55,6 +56,37 @@ def build_parser() -> argparse.ArgumentParser:
     add("--event-id-format", choices=EVENT_ID_FORMATS, default=DEFAULTS.event_id_format)
     add("--links-host", default=None, help="host (or scheme://host) for _links hrefs")
     add("--verbose", action="store_true", help="log requests to stderr")
+
+    hooks = serve.add_argument_group(
+        "webhooks", "signed RTC webhooks of every event the sandbox creates (see README)"
+    )
+    hook = hooks.add_argument
+    env = os.environ.get
+    hook(
+        "--webhook-url",
+        default=env("SANDBOX_WEBHOOK_URL") or None,
+        help="POST every new event here (default $SANDBOX_WEBHOOK_URL; none: no webhooks)",
+    )
+    hook(
+        "--signature-secret",
+        default=env("SANDBOX_SIGNATURE_SECRET") or None,
+        help="HS256 secret (default $SANDBOX_SIGNATURE_SECRET, which keeps it out of ps; "
+        "none: unsigned webhooks)",
+    )
+    hook(
+        "--api-key",
+        default=env("SANDBOX_API_KEY") or None,
+        help="api_key claim (default $SANDBOX_API_KEY, else the seeded world's key)",
+    )
+    hook("--webhook-queue-size", type=int, default=DEFAULTS.webhook_queue_size)
+    hook("--webhook-timeout", dest="webhook_timeout_seconds", type=float, default=2.0)
+    hook("--webhook-retries", type=int, default=DEFAULTS.webhook_retries, help="0..3")
+    for name in DeliverySettings.__dataclass_fields__:
+        if name == "url":
+            continue
+        kind = float if name.endswith("_rate") else int
+        field = f"webhook_{name}"
+        hook(f"--{field.replace('_', '-')}", type=kind, default=getattr(DEFAULTS, field))
     return parser
 
 

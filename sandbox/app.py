@@ -10,6 +10,7 @@ released, so live activity can never be seen half-applied or change a dict mid-e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -28,6 +29,7 @@ from sandbox.model import Conversation, Event, Member, User
 from sandbox.paging import Cursor, CursorError, Page, decode_cursor, encode_cursor, paginate
 from sandbox.stats import Stats
 from sandbox.timefmt import parse_iso8601
+from sandbox.webhooks import WebhookError, WebhookSender
 from sandbox.world import DuplicateName, World
 
 DEFAULT_PAGE_SIZE = 10
@@ -220,11 +222,17 @@ CONTROL_ROUTES = [
     _route("/_sandbox/state", GET="c_state"),
     _route("/_sandbox/faults", GET="c_faults", PUT="c_faults_put", DELETE="c_faults_delete"),
     _route("/_sandbox/conversations", POST="c_create_conversation"),
+    _route("/_sandbox/conversations/{id}", DELETE="c_delete_conversation"),
     _route("/_sandbox/conversations/{id}/events", POST="c_append_event"),
     _route("/_sandbox/conversations/{id}/end", POST="c_end_conversation"),
     _route("/_sandbox/tick", POST="c_tick"),
     _route("/_sandbox/stats", GET="c_stats"),
     _route("/_sandbox/stats/reset", POST="c_stats_reset"),
+    _route(
+        "/_sandbox/webhooks", GET="c_webhooks", PUT="c_webhooks_put", DELETE="c_webhooks_delete"
+    ),
+    _route("/_sandbox/webhooks/send", POST="c_webhooks_send"),
+    _route("/_sandbox/webhooks/stats/reset", POST="c_webhooks_stats_reset"),
 ]
 
 
@@ -269,6 +277,42 @@ class App:
         self.stats = stats or Stats()
         self.log = log or (lambda message: None)
         self.started = time.time()
+        # Started and stopped by the server; events queue (or are dropped) until then.
+        self.webhooks = WebhookSender(
+            config.delivery_settings(),
+            secret=config.signature_secret,
+            api_key=config.api_key or world.api_key,
+            application_id=config.application_id,
+            seed=config.seed,
+            queue_size=config.webhook_queue_size,
+            timeout=config.webhook_timeout_seconds,
+            retries=config.webhook_retries,
+            log=log_to_stderr,  # drops and failures are always worth a (rate-limited) line
+        )
+        world.add_listener(self._on_event)
+
+    def _on_event(self, conv: Conversation, event: Event) -> None:
+        """Under the world lock: render the webhook now (a consistent snapshot), send later."""
+        if self.webhooks.url is None:
+            self.webhooks.submit(b"")  # counted as dropped_no_url, nothing rendered
+            return
+        body = dumps(self.webhook_payload(conv, event))
+        self.webhooks.submit(body, f"{event.type} {conv.id} #{event.id}")
+
+    def webhook_payload(self, conv: Conversation, event: Event) -> dict[str, Any]:
+        """The RTC webhook of an event (WEBHOOKS.md section 2): the REST event's fields, the
+        same body, plus application_id and conversation_id. No _embedded: Vonage's is
+        unverified, and receivers must not need it."""
+        rest = shapes.event("", conv, event, self.world.users_by_id, self.config.event_id_format)
+        out: dict[str, Any] = {
+            "application_id": self.config.application_id,
+            "conversation_id": conv.id,
+        }
+        if "from" in rest:
+            out["from"] = rest["from"]
+        for key in ("id", "timestamp", "type", "body"):
+            out[key] = rest[key]
+        return out
 
     def handle(self, req: Request) -> Response:
         try:
@@ -630,6 +674,9 @@ class App:
     def c_end_conversation(self, req: Request, cid: str) -> Response:
         return json_response(200, self.end_conversation(req.base, cid))
 
+    def c_delete_conversation(self, req: Request, cid: str) -> Response:
+        return json_response(200, self.delete_conversation(req.base, cid))
+
     def c_tick(self, req: Request) -> Response:
         return json_response(200, self.world.tick())
 
@@ -639,6 +686,33 @@ class App:
     def c_stats_reset(self, req: Request) -> Response:
         self.stats.reset()
         return json_response(200, self.stats.snapshot())
+
+    def c_webhooks(self, req: Request) -> Response:
+        return json_response(200, self.webhooks_state())
+
+    def c_webhooks_put(self, req: Request) -> Response:
+        try:
+            self.webhooks.update(self._json_body(req))
+        except WebhookError as exc:
+            raise errors.sandbox_error(400, str(exc)) from exc
+        return json_response(200, self.webhooks_state())
+
+    def c_webhooks_delete(self, req: Request) -> Response:
+        self.webhooks.reset()
+        return json_response(200, self.webhooks_state())
+
+    def c_webhooks_send(self, req: Request) -> Response:
+        data = self._json_body(req)
+        unknown = set(data) - {"payload", "raw"}
+        if unknown or len(data) != 1:
+            raise errors.sandbox_error(400, "Give exactly one of payload (JSON) or raw (string).")
+        if "raw" in data and not isinstance(data["raw"], str):
+            raise errors.sandbox_error(400, "raw must be a string.")
+        return json_response(202, self.send_webhook(data.get("payload"), data.get("raw")))
+
+    def c_webhooks_stats_reset(self, req: Request) -> Response:
+        self.webhooks.reset_stats()
+        return json_response(200, self.webhooks_state())
 
     # ------------------------------------------------------------------ control operations
     # (shared by the endpoints above and sandbox.testing)
@@ -693,6 +767,34 @@ class App:
             conv = self._conversation(conversation_id)
             users, fmt = self.world.users_by_id, self.config.event_id_format
             return shapes.event(base, conv, event, users, fmt)
+
+    def delete_conversation(self, base: str, conversation_id: str) -> dict[str, Any]:
+        """Delete it from the API (404 from now on); returns it as it was just before."""
+        with self.world.lock:
+            try:
+                conv = self.world.delete_conversation(conversation_id)
+            except KeyError as exc:
+                raise errors.conversation_not_found() from exc
+            return shapes.conversation(base, conv)
+
+    def webhooks_state(self) -> dict[str, Any]:
+        settings = self.webhooks.settings()
+        return {
+            "settings": dataclasses.asdict(settings),
+            "signed": self.webhooks.secret is not None,
+            "api_key": self.webhooks.api_key,
+            "stats": self.webhooks.stats(),
+        }
+
+    def send_webhook(self, payload: Any = None, raw: str | None = None) -> dict[str, Any]:
+        """Queue one arbitrary webhook (any JSON, e.g. an app:knocking with no conversation_id;
+        or ``raw`` text sent as is). It goes through the delivery options like any other."""
+        if self.webhooks.url is None:
+            raise errors.sandbox_error(400, "No webhook URL is configured.")
+        body = raw.encode("utf-8", "surrogatepass") if raw is not None else dumps(payload)
+        label = payload.get("type", "custom") if isinstance(payload, dict) else "raw"
+        queued = self.webhooks.submit(body, f"{label} (sent by hand)")
+        return {"queued": queued, "bytes": len(body)}
 
     def end_conversation(self, base: str, conversation_id: str) -> dict[str, Any]:
         with self.world.lock:

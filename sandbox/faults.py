@@ -25,6 +25,7 @@ Modes (what a client sees when the fault fires):
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import asdict, dataclass
@@ -212,6 +213,7 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # JSON allows NaN and Infinity (Python's parser does): refuse them, int(inf) would raise.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise FaultError(f"{name} must be a number")
     return value

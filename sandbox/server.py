@@ -267,6 +267,7 @@ class SandboxServer(ThreadingHTTPServer):
             daemon=True,
         )
         self._thread.start()
+        self.app.webhooks.start()
         if self.config.activity_interval > 0:
             self._activity = Activity(self.world, self.config.activity_interval)
             self._activity.start()
@@ -276,6 +277,7 @@ class SandboxServer(ThreadingHTTPServer):
         if self._activity is not None:
             self._activity.stop()
             self._activity = None
+        self.app.webhooks.stop()
         if self._thread is not None:
             self.shutdown()
             self._thread.join()

@@ -110,6 +110,37 @@ class RunningSandbox:
         """Like POST /_sandbox/conversations/{id}/end; returns the conversation JSON."""
         return self.app.end_conversation(self.base_url, conversation_id)
 
+    def delete_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """Like DELETE /_sandbox/conversations/{id}: from now on the API answers 404 for it."""
+        return self.app.delete_conversation(self.base_url, conversation_id)
+
+    # ------------------------------------------------------------------ webhooks
+
+    def webhooks(self) -> dict[str, Any]:
+        """Like GET /_sandbox/webhooks: {"settings", "signed", "api_key", "stats"}."""
+        return self.app.webhooks_state()
+
+    def set_webhooks(self, **changes: Any) -> dict[str, Any]:
+        """Like PUT /_sandbox/webhooks, e.g. ``set_webhooks(drop_rate=0.3, reorder_window=5)``."""
+        self.app.webhooks.update(changes)
+        return self.app.webhooks_state()
+
+    def clear_webhooks(self) -> dict[str, Any]:
+        """Like DELETE /_sandbox/webhooks: back to the configured options."""
+        self.app.webhooks.reset()
+        return self.app.webhooks_state()
+
+    def send_webhook(self, payload: Any = None, raw: str | None = None) -> dict[str, Any]:
+        """Like POST /_sandbox/webhooks/send: one arbitrary webhook, e.g.
+        ``send_webhook({"type": "app:knocking", "application_id": ..., "body": {...}})``."""
+        return self.app.send_webhook(payload, raw)
+
+    def wait_webhooks(self, timeout: float = 10.0) -> None:
+        """Wait until every queued webhook was sent or dropped (delays and reorder holds
+        included); AssertionError after ``timeout`` seconds."""
+        if not self.app.webhooks.wait_idle(timeout):
+            raise AssertionError(f"webhooks still pending: {self.app.webhooks.stats()}")
+
     def tick(self) -> dict[str, Any]:
         """One step of live activity (like POST /_sandbox/tick)."""
         return self.world.tick()

@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,8 @@ from sandbox.model import Conversation, Event, Member, User
 from sandbox.seed import generate, make_member
 
 Now = float | datetime | None
+# Called with each event live activity or a control operation appends, under ``World.lock``.
+EventListener = Callable[[Conversation, Event], None]
 
 
 def to_ms(now: Now) -> int:
@@ -65,6 +68,17 @@ class World:
         # ACTIVE conversations that live activity has not scheduled yet (seeded or created from
         # outside a tick); a list rather than a scan so a tick costs O(live calls), not O(world).
         self._unscheduled = [c.id for c in self._sorted if c.state == "ACTIVE"]
+        self._listeners: list[EventListener] = []
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener(conversation, event)`` for every event appended from now on (not the
+        seeded ones). It runs under the world lock, so it must be quick and must not block."""
+        with self.lock:
+            self._listeners.append(listener)
+
+    def _emit(self, conv: Conversation, event: Event) -> None:
+        for listener in self._listeners:
+            listener(conv, event)
 
     # ------------------------------------------------------------------ reads (hold the lock)
 
@@ -188,6 +202,7 @@ class World:
             event = Event(conv.sequence_number + 1, type, from_id, body or {}, ts)
             conv.events.append(event)
             conv.updated = ts
+            self._emit(conv, event)
             return event
 
     def end_conversation(self, conversation_id: str, now: Now = None) -> Conversation:
@@ -198,6 +213,20 @@ class World:
                 raise KeyError(conversation_id)
             if conv.state == "ACTIVE":
                 self._end(conv, to_ms(now))
+            return conv
+
+    def delete_conversation(self, conversation_id: str) -> Conversation:
+        """Remove a conversation as Vonage does when it deletes or expires one: from then on it
+        is in no list and every read of it is a 404, and live activity adds nothing to it.
+        Returns the conversation as it last was. Raises KeyError."""
+        with self.lock:
+            conv = self._by_id.pop(conversation_id, None)
+            if conv is None:
+                raise KeyError(conversation_id)
+            self._sorted.remove(conv)
+            self._live.pop(conversation_id, None)
+            if conversation_id in self._unscheduled:
+                self._unscheduled.remove(conversation_id)
             return conv
 
     def tick(self, now: Now = None) -> dict[str, Any]:
@@ -269,7 +298,8 @@ class World:
 
     def _run(self, conv: Conversation, steps: list, now_ms: int) -> None:
         for step in steps:
-            self._script.apply(conv, step, max(now_ms, conv.last_ts() + 1))
+            event = self._script.apply(conv, step, max(now_ms, conv.last_ts() + 1))
+            self._emit(conv, event)
 
     def _progress(self, conv: Conversation, now_ms: int, done: dict[str, Any]) -> None:
         rng, script = self._rng, self._script

@@ -171,6 +171,9 @@ def test_faults_endpoint_get_put_delete(sb):
             r = s.put(url, json=bad, timeout=5)
             assert r.status_code == 400, bad
             assert r.json()["code"] == "sandbox:error:bad-request"
+        for raw in (b'{"latency_ms": Infinity}', b'{"rate": NaN}', b'{"depth": -Infinity}'):
+            r = s.put(url, data=raw, timeout=5)  # Python's JSON parser reads these
+            assert r.status_code == 400, raw
         r = s.put(url, data=b"not json", timeout=5)
         assert r.status_code == 400
         r = s.delete(url, timeout=5)
