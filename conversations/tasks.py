@@ -48,8 +48,9 @@ def _lock(name: str, ttl: int) -> TaskLock:
     return HUEY.lock_task(name, ttl=ttl if expires else None)
 
 
-# Longer than any sane run; a run past it may overlap the next, which the claims then guard.
-RECONCILE_LOCK = _lock("reconcile", max(300, 3 * settings.DASHBOARD_RECONCILE_SECONDS))
+# Two intervals (at least 30 s): a worker killed mid-run holds the others back that long at most.
+# A run longer than that may overlap the next one, which the claims then guard.
+RECONCILE_LOCK = _lock("reconcile", max(30, 2 * settings.DASHBOARD_RECONCILE_SECONDS))
 BACKFILL_LOCK = _lock("backfill", 6 * 3600)
 RETENTION_LOCK = _lock("retention", 3600)
 
@@ -63,8 +64,12 @@ def slots(start: float, interval: int, span: float = MINUTE) -> list[float]:
 @db_periodic_task(crontab())  # every minute: huey's finest periodic granularity
 def every_minute() -> None:
     now = time.time()
-    for instant in slots(now, settings.DASHBOARD_RECONCILE_SECONDS):
-        reconcile_task.schedule(delay=max(instant - now, 0))
+    interval = settings.DASHBOARD_RECONCILE_SECONDS
+    for instant in slots(now, interval):
+        delay = max(instant - now, 0)
+        # A run not started within its interval (a worker down, a long backlog) is dropped:
+        # the next one does its work.
+        reconcile_task.schedule(delay=delay, expires=delay + interval)
     if needs_backfill():
         backfill_task()
 

@@ -410,5 +410,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.server": {"level": env.str("ACCESS_LOG_LEVEL", default="INFO")},
+        # `run_huey` gives huey's logger a handler of its own: once is enough.
+        "huey": {"propagate": False},
     },
 }

@@ -2,8 +2,8 @@
 
 Webhooks are the primary source, and they can be dropped, late or refused. Each run:
 1. finds new conversations in the API's list (`date_start` since `Application.listed_until`, a
-   little before it since clocks differ) and records them; the cursor advances only once the
-   whole list was read, so a failed or killed scan is read again;
+   little before it since clocks differ) and records them (their events are read in step 2);
+   the cursor advances only once the whole list was read, so a failed or killed scan is redone;
 2. for each stored conversation that is live or was active in the last hour, reads the events
    after `contiguous_event_id`, page by page, each page stored in its own transaction: a killed
    run keeps what it stored, and `contiguous_event_id` only ever moves over stored events, so the
@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import DataError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -91,8 +92,9 @@ def reconcile(
     now = now or timezone.now()
     interval = interval or settings.DASHBOARD_RECONCILE_SECONDS
     report = Report()
+    found: set[str] = set()
     try:
-        scan_new_conversations(app, client, now=now, report=report)
+        found = set(scan_new_conversations(app, client, now=now, report=report))
     except RUN_STOPPERS as exc:
         return _stop(report, "listing conversations", exc)
     except UpstreamError as exc:
@@ -100,7 +102,8 @@ def reconcile(
         logger.warning("reconcile: listing conversations failed: %s", exc)
     lease = dt.timedelta(seconds=max(interval / 2, 1))
     for conversation in candidates(app, now):
-        if not claim(conversation, now, lease):
+        # One this run has just recorded is its own (the scan stamped it): no claim to take.
+        if conversation.vonage_id not in found and not claim(conversation, now, lease):
             report.skipped += 1
             continue
         try:
@@ -113,6 +116,11 @@ def reconcile(
         except UpstreamError as exc:
             report.errors += 1
             logger.warning("reconcile: %s failed: %s", conversation.vonage_id, exc)
+        except DataError as exc:
+            # Data the database refuses (a NUL in a body, on PostgreSQL): that transaction rolled
+            # back whole; one such conversation must not stop every other one, run after run.
+            report.errors += 1
+            logger.error("reconcile: %s not storable: %s", conversation.vonage_id, exc)
     return report
 
 
@@ -155,7 +163,13 @@ def scan_new_conversations(
         for conversation_id, item in listed.items():
             if conversation_id in known:
                 continue  # known already (from webhooks, or an earlier scan)
-            if ingest.record_api_conversation(app, conversation_body(item)) is not None:
+            try:
+                recorded = ingest.record_api_conversation(app, conversation_body(item))
+            except DataError as exc:
+                report.errors += 1
+                logger.error("reconcile: %s not storable: %s", conversation_id, exc)
+                continue
+            if recorded is not None:
                 found.append(conversation_id)
     # Only forward, and only now that the whole list was read.
     Application.objects.filter(pk=app.pk).filter(
@@ -328,6 +342,9 @@ def backfill(
             except UpstreamError as exc:
                 report.errors += 1
                 logger.warning("backfill: %s failed: %s", conversation_id, exc)
+            except DataError as exc:
+                report.errors += 1
+                logger.error("backfill: %s not storable: %s", conversation_id, exc)
     report.listed = True
     Application.objects.filter(pk=app.pk).filter(
         Q(listed_until__isnull=True) | Q(listed_until__lt=now)
