@@ -17,7 +17,7 @@ PYTHON_FOR_VENV := $(shell for p in python3 python3.13 python3.12; do \
 help:
 	@echo "make run    - the dashboard on http://127.0.0.1:$(PORT)/ (on the sandbox unless Vonage is configured)"
 	@echo "make test   - install what the tests need, lint, and run the whole suite"
-	@echo "make serve  - production-like serving with gunicorn (needs SECRET_KEY and Vonage settings)"
+	@echo "make serve  - the Procfile's processes, production-like: gunicorn and the worker (needs SECRET_KEY and Vonage settings)"
 	@echo "make bench  - the benchmark (gunicorn + sandbox with injected latency)"
 
 $(VENV)/.runtime: requirements.txt
@@ -74,7 +74,9 @@ serve: $(VENV)/.runtime
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py createcachetable
-	$(VENV)/bin/gunicorn -c dashboard_project/gunicorn.conf.py
+	@# The Procfile's processes (web: gunicorn on $$PORT, worker: the job engine), as a host runs them;
+	@# -e /dev/null: settings.py reads .env itself, where the process environment wins.
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT) -e /dev/null
 
 # Refresh the README's screenshots from the browser tests.
 screenshots: $(VENV)/.dev browser-deps node_modules/axe-core/axe.min.js

@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    # The job engine (huey): `manage.py run_huey` runs conversations/tasks.py (see the Procfile).
+    "huey.contrib.djhuey",
     "conversations",
 ]
 
@@ -368,6 +370,36 @@ DASHBOARD_RETENTION_DAYS = env.int("DASHBOARD_RETENTION_DAYS", default=90)
 if DASHBOARD_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("DASHBOARD_RETENTION_DAYS must be 0 (keep all) or more.")
 
+# The first backfill (the worker's, on a store never backfilled): conversations started in the
+# last this many days (the API keeps call conversations 2 days by default).
+DASHBOARD_BACKFILL_DAYS = env.int("DASHBOARD_BACKFILL_DAYS", default=2)
+if DASHBOARD_BACKFILL_DAYS < 0:
+    raise ImproperlyConfigured("DASHBOARD_BACKFILL_DAYS must be 0 (no backfill) or more.")
+
+# --- Background work: huey (conversations/tasks.py; the Procfile's `worker`)
+# With QUEUE_URL (Redis) the queue, its schedule and its locks are shared by every worker on every
+# host; without it they live in a SQLite file on this host (QUEUE_PATH): one host's workers only.
+QUEUE_URL = env.str("QUEUE_URL", default="")
+QUEUE_PATH = env.path("QUEUE_PATH", default=BASE_DIR / "queue.sqlite3")
+# One name per database, so two deployments sharing a Redis never take each other's tasks.
+_queue_name = f"dashboard-{DATABASES['default']['NAME']}"
+if QUEUE_URL:
+    # RedisExpireHuey: locks can expire (a killed worker's lock frees itself, on any Redis).
+    HUEY = {"huey_class": "huey.RedisExpireHuey", "name": _queue_name, "url": QUEUE_URL}
+else:
+    HUEY = {"huey_class": "huey.SqliteHuey", "name": _queue_name, "filename": str(QUEUE_PATH)}
+HUEY |= {
+    "results": False,  # nothing reads task results: do not keep them
+    "immediate": False,  # djhuey's default follows DEBUG; tasks always go through the queue
+    "consumer": {
+        "workers": 3,  # threads: reconcile, a long backfill and retention can run side by side
+        "worker_type": "thread",
+        # A SQLite queue cannot give its locks an expiry: a worker killed in a run would leave its
+        # lock forever, so a starting worker clears them. Redis locks expire instead (tasks.py).
+        "flush_locks": not QUEUE_URL,
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -378,5 +410,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.server": {"level": env.str("ACCESS_LOG_LEVEL", default="INFO")},
+        # `run_huey` gives huey's logger a handler of its own: once is enough.
+        "huey": {"propagate": False},
     },
 }

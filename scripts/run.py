@@ -4,14 +4,17 @@ With no VONAGE_APPLICATION_ID (in the environment or .env) it:
 1. generates a key pair for the sandbox in .sandbox/ (kept out of git), once;
 2. starts the sandbox on 127.0.0.1:$SANDBOX_PORT with live activity and waits until it answers;
 3. migrates, creates the demo staff user, prints the URL and the credentials;
-4. runs the dashboard (DEBUG on unless DEBUG=false); Ctrl-C stops both.
-With VONAGE_APPLICATION_ID set, it migrates and runs the dashboard against Vonage as production
-would, only on plain-HTTP localhost: DEBUG off whatever DEBUG says (Django's debug pages show
-request headers and settings: with real credentials, secrets), no demo user (a sandbox demo user
-in the database is deactivated), and static files served by whitenoise.
+4. runs the worker (the Procfile's `worker`: the job engine that fills gaps from the API, backfills
+   an empty store and applies the retention) and the dashboard (DEBUG on unless DEBUG=false);
+   Ctrl-C stops all three.
+With VONAGE_APPLICATION_ID set, it migrates and runs the worker and the dashboard against Vonage
+as production would, only on plain-HTTP localhost: DEBUG off whatever DEBUG says (Django's debug
+pages show request headers and settings: with real credentials, secrets), no demo user (a sandbox
+demo user in the database is deactivated), and static files served by whitenoise.
 Either way the SECRET_KEY is $SECRET_KEY, or one generated for this install into $SECRET_KEY_FILE
 (default .secret_key, kept out of git, readable by its owner only), never a hard-coded one.
-Only the standard library here: the dashboard and the sandbox each run in their own process.
+Only the standard library here: the dashboard, the worker and the sandbox each run in their own
+process.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, interrupted)
     port = setting("PORT", "8000")
     env = dict(os.environ)
-    sandbox = dashboard = None
+    sandbox = dashboard = worker = None
     try:
         if setting("VONAGE_APPLICATION_ID"):
             print(
@@ -159,6 +162,9 @@ def main() -> None:
             wait_for(f"{sandbox_url}/_sandbox/healthz", 20, sandbox)
             # settings.py points the dashboard at the sandbox on this port, with .sandbox's key.
             env["SANDBOX_PORT"] = sandbox_port
+            # Webhooks (issue 9): the sandbox's signature secret and the dashboard's
+            # /webhooks/rtc URL for the sandbox to POST to are set here (another change wires
+            # them, in `env` for the dashboard and the worker, and in the sandbox's arguments).
         # A local run on plain HTTP: no HTTPS-only cookies, redirects or HSTS; whitenoise serves
         # the static files straight from the apps (no collectstatic step), DEBUG or not.
         env.update(
@@ -177,6 +183,14 @@ def main() -> None:
             env["DEBUG"] = setting("DEBUG", "true")
         manage("migrate", "--noinput", "-v", "0", env=env)
         manage("createcachetable", env=env)  # the default cache's table (no-op when it exists)
+        # The worker, as the Procfile runs it (conversations/tasks.py): gap filling every
+        # DASHBOARD_RECONCILE_SECONDS, the first backfill, the retention.
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "run_huey", "--workers", "3", "--worker-type", "thread"],
+            cwd=ROOT,
+            env=env,
+        )
+        print(f"  Worker: manage.py run_huey (pid {worker.pid})", flush=True)
         if sandbox is None:
             manage("retire_sandbox_demo_users", env=env)
         else:
@@ -201,6 +215,7 @@ def main() -> None:
         sys.exit(exc.returncode)
     finally:
         stop(dashboard)
+        stop(worker)
         stop(sandbox)
 
 

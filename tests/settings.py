@@ -29,3 +29,7 @@ if CACHES["default"]["BACKEND"].endswith("ResilientDatabaseCache"):  # noqa: F40
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+# The job engine's queue in memory (no queue.sqlite3 in the repository), unless a test run sets
+# QUEUE_URL to try the Redis one. Tasks are called directly by the tests; locks are real.
+if not QUEUE_URL:  # noqa: F405
+    HUEY = {"huey_class": "huey.MemoryHuey", "name": "tests", "immediate": False}

@@ -1,4 +1,5 @@
-"""`make run`'s script: the sandbox, the demo user, the dashboard; Ctrl-C stops all of it."""
+"""`make run`'s script: the sandbox, the demo user, the worker, the dashboard; Ctrl-C stops all of
+it."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -60,6 +63,7 @@ def test_run_serves_the_sandbox_demo_and_stops_everything(tmp_path, stop_signal)
         "DEMO_PASSWORD": "demo-password-for-the-test",
         "SANDBOX_ACTIVITY": "0.5",
         "SECRET_KEY_FILE": str(tmp_path / "secret_key"),
+        "QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
     }
     run = subprocess.Popen(
         [sys.executable, "scripts/run.py"],
@@ -86,6 +90,10 @@ def test_run_serves_the_sandbox_demo_and_stops_everything(tmp_path, stop_signal)
         assert page.url == base + "/conversations/"
         assert len(re.findall(r'href="/conversations/CON-', page.text)) >= 10
         assert "sandbox" in page.text.lower()
+
+        # The worker runs: on this empty store its first minute backfills from the sandbox.
+        worker = int(re.search(r"Worker: manage.py run_huey \(pid (\d+)\)", "".join(printed))[1])
+        assert stored_conversations(tmp_path / "db.sqlite3", within=60) > 0
     finally:
         run.send_signal(stop_signal)
         run.wait(timeout=20)
@@ -93,6 +101,23 @@ def test_run_serves_the_sandbox_demo_and_stops_everything(tmp_path, stop_signal)
     time.sleep(0.5)
     assert not listening(port), "the dashboard stopped"
     assert not listening(sandbox_port), "the sandbox stopped"
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # the worker stopped (and was waited for)
+
+
+def stored_conversations(database: Path, within: float) -> int:
+    """How many conversations the store holds, once it holds some (or after `within` seconds)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with closing(sqlite3.connect(database, timeout=5)) as db:
+                count = db.execute("select count(*) from conversations_storedconversation")
+                found = count.fetchone()[0]
+        except sqlite3.OperationalError:  # locked for a moment by a writer
+            found = 0
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def test_run_with_vonage_credentials_serves_that_api_and_creates_no_demo_user(tmp_path, sandbox):
@@ -111,6 +136,7 @@ def test_run_with_vonage_credentials_serves_that_api_and_creates_no_demo_user(tm
         "VONAGE_API_BASE_URL": sandbox.base_url,
         "SECRET_KEY_FILE": str(tmp_path / "secret_key"),
         "DEBUG": "true",  # for the setup commands below; run.py must not run with it
+        "QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
     }
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)

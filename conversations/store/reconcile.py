@@ -1,0 +1,383 @@
+"""Gap filling (the reconciler) and the first backfill: the API read to complete the stored history.
+
+Webhooks are the primary source, and they can be dropped, late or refused. Each run:
+1. finds new conversations in the API's list (`date_start` since `Application.listed_until`, a
+   little before it since clocks differ) and records them (their events are read in step 2);
+   the cursor advances only once the whole list was read, so a failed or killed scan is redone;
+2. for each stored conversation that is live or was active in the last hour, reads the events
+   after `contiguous_event_id`, page by page, each page stored in its own transaction: a killed
+   run keeps what it stored, and `contiguous_event_id` only ever moves over stored events, so the
+   next run reads on from there;
+3. gives a conversation that ended one final read: the API's answer for it, its remaining events
+   and its members (filling only members no event described; events win);
+4. marks a conversation the API answers 404 for as deleted upstream (its history stays).
+
+Several workers on several hosts: a conversation is claimed for a run by a conditional UPDATE of
+its `reconciled_at` (only when older than the lease), so two runs at once never read the same gap:
+the second sees the claim and skips. The lease (half the interval) needs no release: a run killed
+after claiming blocks that conversation until the lease ends, and the next run takes it again.
+The engine's own lock (tasks.py) keeps runs from overlapping in the first place; the claims make
+that a safety net rather than the only guard, and hold for a run started by hand.
+
+Everything here takes the client and the time as arguments: it runs and is tested without the
+engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import DataError
+from django.db.models import Q
+from django.utils import timezone
+
+from conversations import ids
+from conversations.client import (
+    AuthenticationFailed,
+    ConversationClient,
+    NotConfigured,
+    NotFound,
+    RateLimited,
+    UpstreamError,
+)
+
+from . import ingest
+from .api_records import conversation_body, fill_members, is_over
+from .models import Application, StoredConversation, StoredEvent
+
+logger = logging.getLogger("conversations.reconcile")
+
+RECENT = dt.timedelta(hours=1)  # "live or had events in the last hour"
+LIST_OVERLAP = dt.timedelta(minutes=2)  # the list is read again from a little before the cursor
+PAGE_SIZE = 100  # the API's largest page
+MAX_PAGES = 10_000  # a paging loop that never ends is the API's bug, not a reason to hang
+
+# Failures that every further read of this run would meet too: the run stops at the first.
+RUN_STOPPERS = (RateLimited, AuthenticationFailed, NotConfigured)
+
+
+@dataclass
+class Report:
+    """What one run did (logged by the worker, returned to tests and commands)."""
+
+    found: int = 0  # new conversations from the list
+    read: int = 0  # conversations whose events were read
+    events: int = 0  # new events stored
+    finalized: int = 0  # conversations given their final read
+    members: int = 0  # members filled from the API
+    deleted: int = 0  # conversations the API no longer has
+    skipped: int = 0  # claimed by another run
+    errors: int = 0  # upstream failures (retried next run)
+    stopped: bool = False  # the run stopped early (rate limited, credentials refused)
+    listed: bool = False  # the list was read to its end (the cursor advanced)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reconcile(
+    app: Application,
+    client: ConversationClient,
+    *,
+    now: dt.datetime | None = None,
+    interval: float | None = None,
+) -> Report:
+    """One run of the reconciler. Upstream errors are logged and counted, never raised: what
+    failed is read again next run. Anything else (a bug, the process being stopped) propagates,
+    leaving only whole, stored pages behind."""
+    now = now or timezone.now()
+    interval = interval or settings.DASHBOARD_RECONCILE_SECONDS
+    report = Report()
+    found: set[str] = set()
+    try:
+        found = set(scan_new_conversations(app, client, now=now, report=report))
+    except RUN_STOPPERS as exc:
+        return _stop(report, "listing conversations", exc)
+    except UpstreamError as exc:
+        report.errors += 1
+        logger.warning("reconcile: listing conversations failed: %s", exc)
+    lease = dt.timedelta(seconds=max(interval / 2, 1))
+    for conversation in candidates(app, now):
+        # One this run has just recorded is its own (the scan stamped it): no claim to take.
+        if conversation.vonage_id not in found and not claim(conversation, now, lease):
+            report.skipped += 1
+            continue
+        try:
+            fill_conversation(app, client, conversation, now=now, interval=interval, report=report)
+        except NotFound:
+            ingest.mark_deleted_upstream(app, conversation.vonage_id)
+            report.deleted += 1
+        except RUN_STOPPERS as exc:
+            return _stop(report, conversation.vonage_id, exc)
+        except UpstreamError as exc:
+            report.errors += 1
+            logger.warning("reconcile: %s failed: %s", conversation.vonage_id, exc)
+        except DataError as exc:
+            # Data the database refuses (a NUL in a body, on PostgreSQL): that transaction rolled
+            # back whole; one such conversation must not stop every other one, run after run.
+            report.errors += 1
+            logger.error("reconcile: %s not storable: %s", conversation.vonage_id, exc)
+    return report
+
+
+def _stop(report: Report, what: str, exc: UpstreamError) -> Report:
+    report.errors += 1
+    report.stopped = True
+    logger.warning("reconcile: stopped at %s: %s", what, exc)
+    return report
+
+
+def _api_time(when: dt.datetime) -> str:
+    """`date_start` as the API's examples write it (UTC, whole seconds)."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def scan_new_conversations(
+    app: Application,
+    client: ConversationClient,
+    *,
+    now: dt.datetime,
+    report: Report,
+    since: dt.datetime | None = None,
+) -> list[str]:
+    """Record the conversations the API lists as started since the cursor that the store does not
+    know yet; returns their ids. The cursor moves to `now` once every page was read."""
+    if since is None:
+        since = app.listed_until - LIST_OVERLAP if app.listed_until else now - RECENT
+    found: list[str] = []
+    for page_items in _pages(
+        lambda cursor: client.list_conversations(
+            page_size=PAGE_SIZE, order="asc", date_start=_api_time(since), cursor=cursor
+        )
+    ):
+        listed = {ids.canonical(i.id): i for i in page_items if ids.is_valid("conversation", i.id)}
+        known = set(
+            StoredConversation.objects.filter(
+                application=app, vonage_id__in=list(listed)
+            ).values_list("vonage_id", flat=True)
+        )
+        for conversation_id, item in listed.items():
+            if conversation_id in known:
+                continue  # known already (from webhooks, or an earlier scan)
+            try:
+                recorded = ingest.record_api_conversation(app, conversation_body(item))
+            except DataError as exc:
+                report.errors += 1
+                logger.error("reconcile: %s not storable: %s", conversation_id, exc)
+                continue
+            if recorded is not None:
+                found.append(conversation_id)
+    # Only forward, and only now that the whole list was read.
+    Application.objects.filter(pk=app.pk).filter(
+        Q(listed_until__isnull=True) | Q(listed_until__lt=now)
+    ).update(listed_until=now)
+    app.refresh_from_db(fields=["listed_until"])
+    report.found += len(found)
+    report.listed = True
+    return found
+
+
+def candidates(app: Application, now: dt.datetime) -> list[StoredConversation]:
+    """Stored conversations that may have a gap to fill: live, or active in the last hour (by
+    their events, their start, or when the store first saw them)."""
+    recent = now - RECENT
+    rows = StoredConversation.objects.filter(
+        application=app, deleted_upstream_at__isnull=True
+    ).filter(
+        Q(is_live=True)
+        | Q(last_event_at__gte=recent)
+        | Q(started_at__gte=recent)
+        | Q(first_seen_at__gte=recent)
+    )
+    # One given its final read with nothing missing has nothing left to read.
+    return [
+        row
+        for row in rows.order_by("pk")
+        if not (is_over(row) and row.contiguous_event_id >= row.last_event_id)
+    ]
+
+
+def claim(conversation: StoredConversation, now: dt.datetime, lease: dt.timedelta) -> bool:
+    """Take the conversation for this run unless another run took it within the lease. One
+    conditional UPDATE: atomic on PostgreSQL (the row is re-checked after any wait) and SQLite."""
+    taken = (
+        StoredConversation.objects.filter(pk=conversation.pk)
+        .filter(Q(reconciled_at__isnull=True) | Q(reconciled_at__lte=now - lease))
+        .update(reconciled_at=now)
+    )
+    return taken == 1
+
+
+def _pages(read_page: Any) -> Any:
+    """The items of each page of a cursor-paged list, following `next` until it ends."""
+    cursor, seen = None, set()
+    for _ in range(MAX_PAGES):
+        page = read_page(cursor)
+        if page.items:
+            yield page.items
+        if not page.items or not page.next_cursor or page.next_cursor in seen:
+            return
+        seen.add(page.next_cursor)
+        cursor = page.next_cursor
+
+
+def read_events(
+    app: Application,
+    client: ConversationClient,
+    conversation_id: str,
+    after: int,
+    *,
+    after_end: bool = False,
+) -> int:
+    """Read and store the events after `after`; returns how many were new. Each page is stored
+    as it arrives: what a stopped run read is kept."""
+    new = 0
+    for items in _pages(
+        lambda cursor: client.list_events(
+            conversation_id,
+            start_id=after + 1,  # start_id is inclusive
+            order="asc",
+            page_size=PAGE_SIZE,
+            cursor=cursor,
+            after_end=after_end,
+        )
+    ):
+        new += ingest.store_events(
+            app, conversation_id, [event.raw for event in items], StoredEvent.API
+        )
+    return new
+
+
+def fill_conversation(
+    app: Application,
+    client: ConversationClient,
+    conversation: StoredConversation,
+    *,
+    now: dt.datetime,
+    interval: float,
+    report: Report,
+) -> None:
+    """Read one conversation's gap. When it has ended (or, live, has gone quiet: a call can end
+    with its last webhooks lost), ask the API whether it is over; if so, give it its final read."""
+    new = read_events(app, client, conversation.vonage_id, conversation.contiguous_event_id)
+    report.read += 1
+    report.events += new
+    conversation.refresh_from_db()
+    if is_over(conversation):
+        return
+    quiet = (
+        conversation.is_live
+        and new == 0
+        and (
+            conversation.last_event_at is None
+            or conversation.last_event_at < now - dt.timedelta(seconds=interval)
+        )
+    )
+    if conversation.ended_at is not None or quiet:
+        final_read(app, client, conversation.vonage_id, report=report)
+
+
+def final_read(
+    app: Application, client: ConversationClient, conversation_id: str, *, report: Report
+) -> bool:
+    """The API's answer for the conversation; if it is over, its remaining events and its
+    members too. Returns whether it was over. NotFound propagates (the caller marks it)."""
+    answer = client.get_conversation(conversation_id)
+    stored = ingest.record_api_conversation(app, conversation_body(answer))
+    if stored is None or not answer.is_over:
+        return False
+    # after_end: an answer cached before the end may lack the last events or member changes.
+    report.events += read_events(
+        app, client, conversation_id, stored.contiguous_event_id, after_end=True
+    )
+    members = [
+        member
+        for items in _pages(
+            lambda cursor: client.list_members(
+                conversation_id, page_size=PAGE_SIZE, cursor=cursor, after_end=True
+            )
+        )
+        for member in items
+    ]
+    report.members += fill_members(app, conversation_id, members)
+    report.finalized += 1
+    return True
+
+
+def backfill(
+    app: Application,
+    client: ConversationClient,
+    *,
+    days: float,
+    now: dt.datetime | None = None,
+) -> Report:
+    """Read what the API still has of the conversations started in the last `days` days: each
+    one's answer, events and members. Idempotent and resumable (a second run reads only what is
+    missing). `backfilled_at` is set once the whole list was read, whatever single conversations
+    failed (the reconciler retries the recent ones): a conversation the API cannot answer for
+    must not make every start backfill again. Run-stopping errors (429, credentials) raise."""
+    now = now or timezone.now()
+    report = Report()
+    since = now - dt.timedelta(days=days)
+    for items in _pages(
+        lambda cursor: client.list_conversations(
+            page_size=PAGE_SIZE, order="asc", date_start=_api_time(since), cursor=cursor
+        )
+    ):
+        for item in items:
+            if not ids.is_valid("conversation", item.id):
+                continue  # a list item is hostile input too; its id never reaches a URL
+            conversation_id = ids.canonical(item.id)
+            try:
+                _backfill_one(app, client, conversation_id, report)
+            except NotFound:
+                ingest.mark_deleted_upstream(app, conversation_id)
+                report.deleted += 1
+            except RUN_STOPPERS:
+                raise
+            except UpstreamError as exc:
+                report.errors += 1
+                logger.warning("backfill: %s failed: %s", conversation_id, exc)
+            except DataError as exc:
+                report.errors += 1
+                logger.error("backfill: %s not storable: %s", conversation_id, exc)
+    report.listed = True
+    Application.objects.filter(pk=app.pk).filter(
+        Q(listed_until__isnull=True) | Q(listed_until__lt=now)
+    ).update(listed_until=now)
+    Application.objects.filter(pk=app.pk).update(backfilled_at=timezone.now())
+    app.refresh_from_db(fields=["listed_until", "backfilled_at"])
+    return report
+
+
+def _backfill_one(
+    app: Application, client: ConversationClient, conversation_id: str, report: Report
+) -> None:
+    stored = StoredConversation.objects.filter(application=app, vonage_id=conversation_id).first()
+    new = stored is None
+    if (
+        stored is not None
+        and is_over(stored)
+        and stored.contiguous_event_id >= stored.last_event_id
+    ):
+        return  # read to its end before
+    report.read += 1
+    if final_read(app, client, conversation_id, report=report):
+        report.found += new
+        return
+    # Still going: its events so far and its members (the reconciler follows it from here).
+    stored = StoredConversation.objects.get(application=app, vonage_id=conversation_id)
+    report.events += read_events(app, client, conversation_id, stored.contiguous_event_id)
+    members = [
+        member
+        for items in _pages(
+            lambda cursor: client.list_members(conversation_id, page_size=PAGE_SIZE, cursor=cursor)
+        )
+        for member in items
+    ]
+    report.members += fill_members(app, conversation_id, members)
+    report.found += new
