@@ -75,7 +75,11 @@ def every_minute() -> None:
 
 
 def _application() -> Application:
-    return ingest.application(settings.VONAGE_APPLICATION_ID)
+    # Fresh from the database: another worker may have moved its cursors since this process
+    # first saw the row (ingest.application remembers rows per process).
+    app = ingest.application(settings.VONAGE_APPLICATION_ID)
+    app.refresh_from_db()
+    return app
 
 
 @db_task()

@@ -2,7 +2,9 @@
 
 With no VONAGE_APPLICATION_ID (in the environment or .env) it:
 1. generates a key pair for the sandbox in .sandbox/ (kept out of git), once;
-2. starts the sandbox on 127.0.0.1:$SANDBOX_PORT with live activity and waits until it answers;
+2. starts the sandbox on 127.0.0.1:$SANDBOX_PORT with live activity, which it POSTs to the
+   dashboard's /webhooks/rtc signed with a secret generated once into .sandbox/, and waits until
+   it answers;
 3. migrates, creates the demo staff user, prints the URL and the credentials;
 4. runs the worker (the Procfile's `worker`: the job engine that fills gaps from the API, backfills
    an empty store and applies the retention) and the dashboard (DEBUG on unless DEBUG=false);
@@ -31,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".sandbox"
 SANDBOX_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-000000000001"  # = settings.SANDBOX_APPLICATION_ID
+SANDBOX_API_KEY = "sandbox"  # the account key the sandbox signs its webhooks for
 
 
 def read_dotenv() -> dict[str, str]:
@@ -64,6 +67,16 @@ def secret_key() -> str:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as key_file:
             key_file.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+def signature_secret() -> str:
+    """The sandbox's webhook signature secret, generated once into .sandbox/ (mode 0600)."""
+    path = STATE / "signature_secret"
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as secret_file:
+            secret_file.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
@@ -138,6 +151,16 @@ def main() -> None:
                 )
             sandbox_port = setting("SANDBOX_PORT", "8001")
             sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+            # The sandbox POSTs its live activity to the dashboard's /webhooks/rtc, signed as
+            # Vonage signs RTC callbacks, with this install's own signature secret (in the
+            # environment, not the arguments: `ps` shows arguments to everyone).
+            secret = signature_secret()
+            env.update(VONAGE_SIGNATURE_SECRET=secret, VONAGE_API_KEY=SANDBOX_API_KEY)
+            sandbox_env = env | {
+                "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{port}/webhooks/rtc",
+                "SANDBOX_SIGNATURE_SECRET": secret,
+                "SANDBOX_API_KEY": SANDBOX_API_KEY,
+            }
             sandbox = subprocess.Popen(
                 [
                     sys.executable,
@@ -158,13 +181,11 @@ def main() -> None:
                     setting("SANDBOX_LATENCY_MS", "0"),
                 ],
                 cwd=ROOT,
+                env=sandbox_env,
             )
             wait_for(f"{sandbox_url}/_sandbox/healthz", 20, sandbox)
             # settings.py points the dashboard at the sandbox on this port, with .sandbox's key.
             env["SANDBOX_PORT"] = sandbox_port
-            # Webhooks (issue 9): the sandbox's signature secret and the dashboard's
-            # /webhooks/rtc URL for the sandbox to POST to are set here (another change wires
-            # them, in `env` for the dashboard and the worker, and in the sandbox's arguments).
         # A local run on plain HTTP: no HTTPS-only cookies, redirects or HSTS; whitenoise serves
         # the static files straight from the apps (no collectstatic step), DEBUG or not.
         env.update(

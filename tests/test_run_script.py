@@ -93,7 +93,9 @@ def test_run_serves_the_sandbox_demo_and_stops_everything(tmp_path, stop_signal)
 
         # The worker runs: on this empty store its first minute backfills from the sandbox.
         worker = int(re.search(r"Worker: manage.py run_huey \(pid (\d+)\)", "".join(printed))[1])
-        assert stored_conversations(tmp_path / "db.sqlite3", within=60) > 0
+        assert stored_rows(tmp_path / "db.sqlite3", "storedconversation", within=60) > 0
+        # The sandbox's live activity arrives as signed webhooks, accepted and stored.
+        assert stored_rows(tmp_path / "db.sqlite3", "webhookreceipt", within=30) > 0
     finally:
         run.send_signal(stop_signal)
         run.wait(timeout=20)
@@ -105,13 +107,13 @@ def test_run_serves_the_sandbox_demo_and_stops_everything(tmp_path, stop_signal)
         os.kill(worker, 0)  # the worker stopped (and was waited for)
 
 
-def stored_conversations(database: Path, within: float) -> int:
-    """How many conversations the store holds, once it holds some (or after `within` seconds)."""
+def stored_rows(database: Path, table: str, within: float) -> int:
+    """How many rows a store table holds, once it holds some (or after `within` seconds)."""
     deadline = time.monotonic() + within
     while True:
         try:
             with closing(sqlite3.connect(database, timeout=5)) as db:
-                count = db.execute("select count(*) from conversations_storedconversation")
+                count = db.execute(f"select count(*) from conversations_{table}")  # noqa: S608
                 found = count.fetchone()[0]
         except sqlite3.OperationalError:  # locked for a moment by a writer
             found = 0

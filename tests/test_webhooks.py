@@ -228,3 +228,13 @@ def test_other_methods_are_not_allowed(client):
 def test_event_ids_as_strings_are_stored_as_numbers(client):
     assert deliver(client, event(CONVERSATION, "12")).status_code == 200
     assert StoredEvent.objects.get().event_id == 12
+
+
+def test_nul_characters_are_stored_as_replacement_characters(client):
+    """PostgreSQL stores no NUL in text or jsonb: a hostile NUL must not make the delivery fail
+    (a 5xx would make Vonage send it again and again)."""
+    body = event(CONVERSATION, 1, "custom:a\u0000b", body={"te\u0000xt": ["x\u0000y"]})
+    assert deliver(client, body).status_code == 200
+    stored = StoredEvent.objects.get()
+    assert stored.type == "custom:a\ufffdb"
+    assert stored.body["body"] == {"te\ufffdxt": ["x\ufffdy"]}

@@ -92,6 +92,19 @@ def event_fields(body: dict[str, Any]) -> EventFields:
 _applications: dict[str, Application] = {}
 
 
+def storable(value: Any) -> Any:
+    """The value with every NUL character replaced by U+FFFD: PostgreSQL stores NUL in neither
+    text nor jsonb, and one hostile string must not make a delivery fail for ever (a 5xx makes
+    Vonage retry the same body)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
 def application(vonage_id: str) -> Application:
     """The application's row, created on first use."""
     found = _applications.get(vonage_id)
@@ -111,6 +124,7 @@ def store_webhook(app: Application, jti: str, body: dict[str, Any]) -> bool:
     All or nothing, in one transaction. Returns True when the event was new. Raises Replay when
     the jti was accepted before (nothing stored), BadEvent for an untrustworthy body.
     """
+    body = storable(body)
     fields = event_fields(body)
     with transaction.atomic():
         stored = 0
@@ -142,7 +156,7 @@ def store_events(
     hostile input too), never stored under another conversation.
     """
     parsed = []
-    for body in bodies:
+    for body in map(storable, bodies):
         try:
             fields = event_fields({"conversation_id": conversation_id, **body})
         except BadEvent:
@@ -351,6 +365,7 @@ def _api_ended_at(api_body: Any) -> dt.datetime | None:
 
 def record_api_conversation(app: Application, body: dict[str, Any]) -> StoredConversation | None:
     """Keep what the API says about a conversation (GET /v1/conversations/{id} or a list item)."""
+    body = storable(body)
     conversation_id = body.get("id")
     if not ids.is_valid("conversation", conversation_id):
         return None
