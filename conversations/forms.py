@@ -74,6 +74,18 @@ class ConversationListForm(_PagingForm):
         label="Created to (UTC)",
     )
 
+    # Read from the event store: the API's list has no state (nor a filter by one).
+    state = forms.ChoiceField(
+        choices=[
+            ("", "Any"),
+            ("live", "Live"),
+            ("ended", "Ended"),
+            ("deleted", "Deleted upstream"),
+        ],
+        required=False,
+        label="State",
+    )
+
     def clean(self) -> dict:
         data = super().clean()
         start, end = data.get("date_start"), data.get("date_end")

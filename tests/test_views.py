@@ -80,6 +80,7 @@ def detail_mocks(mock, conversation: dict | None = None) -> None:
 
 
 PAGES = [
+    reverse("conversations:live"),
     reverse("conversations:list"),
     reverse("conversations:detail", args=[CON]),
     reverse("conversations:members", args=[CON]),
@@ -137,13 +138,20 @@ def test_inactive_staff_cannot_log_in(client, django_user_model):
 
 
 @pytest.mark.django_db
-def test_staff_log_in_and_land_on_the_conversations(client, staff_user, upstream):
-    upstream.get(f"{API}/v1/conversations", json=fixture("conversations_page.json"))
+def test_staff_log_in_and_land_on_the_live_board(client, staff_user, upstream):
     response = client.post(
         reverse("login"), {"username": "staff", "password": "staff-password-1"}, follow=True
     )
-    assert response.redirect_chain[-1][0] == reverse("conversations:list")
-    assert b"Support call" in response.content
+    assert response.redirect_chain[-1][0] == reverse("conversations:live")
+    assert b"No conversation is live right now" in response.content
+    assert len(upstream.calls) == 0  # the board reads the event store only
+
+
+@pytest.mark.django_db
+def test_the_home_url_leads_to_the_live_board(staff_client, upstream):
+    response = staff_client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("conversations:live")
 
 
 @pytest.mark.django_db

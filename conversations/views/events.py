@@ -19,6 +19,8 @@ from conversations import dom, forms
 from conversations.client import BadRequest, NotFound, Outcome
 from conversations.event_summaries import sender_label, summarize
 from conversations.panels import Problem, poll_seconds, problem, retry_seconds
+from conversations.store import queries
+from conversations.store.models import StoredConversation
 
 from .base import (
     HtmxHttpRequest,
@@ -72,6 +74,26 @@ def read_page(client: Any, conversation_id: str, form: forms.EventsForm) -> Any:
         cursor=data.get("cursor") or None,
         event_type=data.get("event_type") or None,
     )
+
+
+def stored_page(stored: StoredConversation, form: forms.EventsForm) -> Outcome:
+    """One page of stored events, as the Outcome an API read gives; a cursor that is not the
+    store's (an API cursor kept in a URL from before) is refused as the API refuses a bad one."""
+    data = form.cleaned_data
+    try:
+        return Outcome(
+            value=queries.events_page(
+                stored,
+                page_size=data["page_size"],
+                order=data["order"],
+                cursor=data.get("cursor") or None,
+                event_type=data.get("event_type") or None,
+            )
+        )
+    except queries.BadCursor:
+        return Outcome(
+            error=BadRequest("That page cursor does not belong to this conversation's history.")
+        )
 
 
 # --- the tab
@@ -194,6 +216,9 @@ def events_poll(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
     data = form.cleaned_data
     after, over, order = data["after"], data["over"], data["order"]
     event_type = data.get("event_type") or None
+    stored = queries.find(conversation_id)
+    if queries.has_history(stored):
+        return _stored_poll(request, stored, data)
     outcome = attempt(
         lambda: api().list_events(
             conversation_id,
@@ -205,6 +230,8 @@ def events_poll(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
         )
     )
     if isinstance(outcome.error, NotFound):
+        if stored is not None:  # the store knows it, with no events: nothing more will come
+            return _stored_poll(request, stored, data | {"over": True})
         return gone(request, dom.EVENT_ROWS)
 
     answer = _PollAnswer(request, conversation_id, data)
@@ -233,6 +260,29 @@ def events_poll(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
     if order == "desc":
         rows.reverse()
     newest = newest_id(page.items) or after
+    return answer.render(rows, None, newest, 0, poll_seconds(0), more_new=more_new, final=final)
+
+
+def _stored_poll(
+    request: HtmxHttpRequest, stored: StoredConversation, data: dict[str, Any]
+) -> HttpResponse:
+    """The events poll from the store: the stored events after the newest one shown."""
+    after, order = data["after"], data["order"]
+    over = data["over"] or queries.conversation(stored).is_over
+    items, more_new = queries.events_after(
+        stored, after, limit=POLL_PAGE_SIZE, event_type=data.get("event_type") or None
+    )
+    final = over and not more_new
+    answer = _PollAnswer(request, stored.vonage_id, data)
+    if not items and not final:
+        if data.get("backoff"):
+            return answer.render([], None, after, 0, poll_seconds(0))
+        return HttpResponse(status=204)
+    names = {m.id: m.label for m in queries.members(stored).items}
+    rows = [_row(e, names, new=True) for e in items]
+    if order == "desc":
+        rows.reverse()
+    newest = newest_id(items) or after
     return answer.render(rows, None, newest, 0, poll_seconds(0), more_new=more_new, final=final)
 
 

@@ -1,0 +1,41 @@
+"""The live board, /live/: the conversations in progress now, read from the event store.
+
+A conversation is live while at least one member's latest state is JOINED and it has not ended or
+been deleted upstream (StoredConversation.is_live, kept by ingestion). The board reads only the
+store, never the API; asked by htmx, it answers with its rows region, which polls to stay current
+(rows appear and leave).
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+
+from conversations.panels import poll_seconds
+from conversations.store import queries
+
+from .base import HtmxHttpRequest, crumbs, dashboard_view, wants_region
+
+TEMPLATE = "conversations/live.html"
+
+
+@dashboard_view
+def live_board(request: HtmxHttpRequest) -> HttpResponse:
+    now = timezone.now()
+    rows, more = queries.live_board(now)
+    context = {
+        "title": "Live now",
+        "rows": rows,
+        "more": more,
+        "limit": queries.LIVE_BOARD_LIMIT,
+        "now": now,
+        "live_controls": True,
+        "poll_interval": poll_seconds(0),
+        "poll_url": reverse("conversations:live"),
+        "breadcrumbs": crumbs(("Live", None)),
+    }
+    if wants_region(request):
+        return render(request, f"{TEMPLATE}#board", context)
+    return render(request, TEMPLATE, context)

@@ -1,0 +1,289 @@
+"""A conversation's pages read from the event store: no upstream read when the store has it, the
+same page, tabs and panels as from the API, paging and filters on stored events, and the stored
+history of a conversation the API no longer has.
+
+The store is filled through real ingestion (store_webhook, store_events, record_api_conversation).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import responses
+from django.urls import reverse
+
+from conversations import dom
+from conversations.store import ingest
+from conversations.store.models import StoredEvent
+from tests.conftest import API
+from tests.store_helpers import (
+    api_conversation,
+    app,
+    event,
+    forbid_upstream,
+    membership,
+    webhook,
+)
+
+CON = "CON-5a0c1e2d-3b4f-4a6b-8c7d-9e0f1a2b3c4d"
+ALICE = "MEM-11111111-1111-4111-8111-111111111111"
+BOB = "MEM-22222222-2222-4222-8222-222222222222"
+USR_A = "USR-aaaaaaaa-1111-4111-8111-111111111111"
+USR_B = "USR-bbbbbbbb-2222-4222-8222-222222222222"
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+pytestmark = pytest.mark.django_db
+
+
+def url(name: str, *args: str) -> str:
+    return reverse(f"conversations:{name}", args=[CON, *args])
+
+
+def event_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<tr id="event-(\d+)"', html)]
+
+
+@pytest.fixture
+def no_upstream(monkeypatch):
+    forbid_upstream(monkeypatch)
+
+
+def fill(events: int = 25) -> None:
+    """A live call: Alice and Bob joined, then text messages up to `events` in all."""
+    api_conversation(CON, "support_call_7", "Support call")
+    webhook(membership(CON, 1, "joined", ALICE, USR_A, "alice", "phone"))
+    webhook(membership(CON, 2, "joined", BOB, USR_B, "bob", "app"))
+    bodies = [
+        event(CON, i, "message", ALICE, {"message_type": "text", "text": f"hello {i}"})
+        for i in range(3, events + 1)
+    ]
+    ingest.store_events(app(), CON, bodies, StoredEvent.API)
+
+
+def end_call(first_id: int = 26) -> None:
+    webhook(membership(CON, first_id, "left", ALICE, USR_A, "alice", "phone"))
+    webhook(membership(CON, first_id + 1, "left", BOB, USR_B, "bob", "app"))
+
+
+# --- the page and its tabs
+
+
+def test_the_page_comes_from_the_store_with_no_upstream_read(staff_client, no_upstream):
+    fill()
+    response = staff_client.get(url("detail"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "support_call_7" in html and "Support call" in html
+    assert f'id="{dom.STORE_NOTE}"' in html and "25 events" in html
+    # The members come whole (channel and times), and keep refreshing while the call lives.
+    assert "alice" in html and "bob" in html
+    assert "loading channel" not in html
+    assert reverse("conversations:members_panel", args=[CON]) in html
+    assert 'id="live-controls"' in html
+    assert f'id="{dom.HISTORY_BANNER}"' not in html
+
+
+def test_the_members_tab_fragment(staff_client, no_upstream):
+    fill()
+    response = staff_client.get(url("members"), **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html and f'id="{dom.TABS}"' in html
+    assert "alice" in html and "phone" in html and "app" in html
+
+
+def test_the_events_tab_pages_through_stored_events(staff_client, no_upstream):
+    fill(25)
+    first = staff_client.get(url("events"), {"page_size": "10"})
+    assert first.status_code == 200
+    assert event_ids(first.content.decode()) == list(range(25, 15, -1))
+    older = first.context["events_next_url"]
+    assert first.context["events_prev_url"] is None
+    second = staff_client.get(older)
+    assert event_ids(second.content.decode()) == list(range(15, 5, -1))
+    last = staff_client.get(second.context["events_next_url"])
+    assert event_ids(last.content.decode()) == [5, 4, 3, 2, 1]
+    assert last.context["events_next_url"] is None
+    # Back up again: "Newer" from the second page is the first page.
+    newer = staff_client.get(second.context["events_prev_url"], **HTMX)
+    assert event_ids(newer.content.decode()) == list(range(25, 15, -1))
+    assert "<html" not in newer.content.decode()
+
+
+def test_the_events_tab_oldest_first_and_filtered_by_type(staff_client, no_upstream):
+    fill(25)
+    ascending = staff_client.get(url("events"), {"order": "asc", "page_size": "10"})
+    assert event_ids(ascending.content.decode()) == list(range(1, 11))
+    following = staff_client.get(ascending.context["events_next_url"])
+    assert event_ids(following.content.decode()) == list(range(11, 21))
+    joined = staff_client.get(url("events"), {"event_type": "member:joined"})
+    assert event_ids(joined.content.decode()) == [2, 1]
+
+
+def test_each_event_row_shows_its_id_type_and_sender(staff_client, no_upstream):
+    fill(5)
+    html = staff_client.get(url("events")).content.decode()
+    row = re.search(r'<tr id="event-5".*?</tr>', html, re.S).group(0)
+    assert "<td>5</td>" in row and "<code>message</code>" in row
+    assert "alice" in row and "hello 5" in row
+
+
+def test_a_cursor_that_is_not_the_stores_is_refused(staff_client, no_upstream):
+    fill(5)
+    response = staff_client.get(url("events"), {"cursor": "abc123"})
+    assert response.status_code == 400
+    assert "does not belong to this conversation" in response.content.decode()
+
+
+def test_a_huge_cursor_id_is_clamped_not_sent_to_the_database(staff_client, no_upstream):
+    fill(5)
+    response = staff_client.get(url("events"), {"cursor": "b9999999999"})
+    assert response.status_code == 200
+    assert event_ids(response.content.decode()) == [5, 4, 3, 2, 1]
+
+
+# --- the panels
+
+
+def test_the_events_poll_reads_the_store(staff_client, no_upstream):
+    fill(20)
+    response = staff_client.get(url("events_poll"), {"after": "18"}, **HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert event_ids(html) == [20, 19]  # newest first, as the tab shows them
+    assert "after=20" in html  # the poller asks after the new newest next time
+    nothing = staff_client.get(url("events_poll"), {"after": "20"}, **HTMX)
+    assert nothing.status_code == 204
+    webhook(event(CON, 21, "message", BOB, {"message_type": "text", "text": "new"}))
+    added = staff_client.get(url("events_poll"), {"after": "20", "order": "asc"}, **HTMX)
+    assert event_ids(added.content.decode()) == [21]
+
+
+def test_a_huge_poll_id_is_clamped(staff_client, no_upstream):
+    fill(3)
+    response = staff_client.get(url("events_poll"), {"after": str(2**53)}, **HTMX)
+    assert response.status_code == 204
+
+
+def test_the_header_and_members_panel_read_the_store(staff_client, no_upstream):
+    fill(3)
+    header = staff_client.get(url("header"), **HTMX)
+    assert header.status_code == 200
+    assert "support_call_7" in header.content.decode()
+    assert "ACTIVE" in header.content.decode()
+    panel = staff_client.get(url("members_panel"), **HTMX)
+    assert panel.status_code == 200
+    assert "alice" in panel.content.decode() and "data-poll" in panel.content.decode()
+
+
+def test_once_everyone_left_the_panels_take_their_last_look_and_stop(staff_client, no_upstream):
+    fill(25)
+    end_call(26)
+    header = staff_client.get(url("header"), **HTMX)
+    assert header.status_code == 286  # stop polling, and tell the others
+    assert dom.CONVERSATION_OVER in header["HX-Trigger-After-Swap"]
+    assert "INACTIVE" in header.content.decode()
+    poll = staff_client.get(url("events_poll"), {"after": "25", "over": "1"}, **HTMX)
+    assert poll.status_code == 286
+    assert event_ids(poll.content.decode()) == [27, 26]
+    panel = staff_client.get(url("members_panel"), {"over": "1"}, **HTMX)
+    assert panel.status_code == 286
+    page = staff_client.get(url("events")).content.decode()
+    assert 'id="live-controls"' not in page and f'id="{dom.EVENTS_POLLER}"' not in page
+
+
+# --- history: a conversation the API no longer has
+
+
+def test_a_conversation_deleted_upstream_keeps_its_pages(staff_client, no_upstream):
+    fill(25)
+    ingest.mark_deleted_upstream(app(), CON)
+    for name in ("detail", "members", "events"):
+        response = staff_client.get(url(name), {"page_size": "100"} if name == "events" else {})
+        html = response.content.decode()
+        assert response.status_code == 200, name
+        assert f'id="{dom.HISTORY_BANNER}"' in html and "From the stored history" in html
+        assert "deleted from the Conversation API" in html
+        assert 'id="live-controls"' not in html  # nothing polls
+    assert event_ids(html) == list(range(25, 0, -1))  # every stored event
+    header = staff_client.get(url("header"), **HTMX)
+    assert header.status_code == 286 and "From the stored history" in header.content.decode()
+
+
+def test_a_conversation_deleted_event_marks_the_history(staff_client, no_upstream):
+    fill(3)
+    webhook(event(CON, 4, "conversation:deleted"))
+    html = staff_client.get(url("events")).content.decode()
+    assert "From the stored history" in html
+    assert event_ids(html) == [4, 3, 2, 1]
+
+
+@pytest.fixture
+def upstream(api, use_client):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        use_client(api)
+        yield mock
+
+
+def test_a_conversation_the_api_does_not_find_but_the_store_knows(staff_client, upstream):
+    """Known from a list scan (no events yet), then gone upstream: its pages stay, from history."""
+    api_conversation(CON, "known_call")
+    upstream.get(f"{API}/v1/conversations/{CON}", status=404, json={"title": "Not found"})
+    upstream.get(f"{API}/v1/conversations/{CON}/members", status=404, json={})
+    upstream.get(f"{API}/v1/conversations/{CON}/events", status=404, json={})
+    response = staff_client.get(url("detail"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "known_call" in html and "no longer finds this conversation" in html
+    header = staff_client.get(url("header"), **HTMX)
+    assert header.status_code == 286 and "From the stored history" in header.content.decode()
+    poll = staff_client.get(url("events_poll"), {"after": "0"}, **HTMX)
+    assert poll.status_code == 286
+
+
+def test_an_unknown_conversation_still_reads_the_api(staff_client, upstream):
+    upstream.get(f"{API}/v1/conversations/{CON}", status=404, json={"title": "Not found"})
+    upstream.get(f"{API}/v1/conversations/{CON}/members", status=404, json={})
+    assert staff_client.get(url("detail")).status_code == 404
+    assert len(upstream.calls) >= 1
+
+
+# --- hostile stored data, access
+
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+def test_hostile_strings_in_stored_bodies_are_escaped(staff_client, no_upstream):
+    api_conversation(CON, HOSTILE, HOSTILE)
+    webhook(membership(CON, 1, "joined", ALICE, USR_A, HOSTILE, HOSTILE))
+    webhook(event(CON, 2, "message", ALICE, {"message_type": "text", "text": HOSTILE}))
+    webhook(event(CON, 3, HOSTILE.replace(" ", "")[:90], ALICE, {"x": HOSTILE}))
+    for name in ("detail", "events"):
+        html = staff_client.get(url(name)).content.decode()
+        assert "<script>alert" not in html, name
+        assert "&lt;script&gt;" in html
+    poll = staff_client.get(url("events_poll"), {"after": "0"}, **HTMX).content.decode()
+    assert "<script>alert" not in poll and "&lt;script&gt;" in poll
+
+
+def test_a_stored_body_the_parser_refuses_still_shows_its_row(staff_client, no_upstream):
+    fill(2)
+    # An API page item whose body is not the shape of an event (from_user is not an object).
+    ingest.store_events(
+        app(), CON, [{"id": 3, "type": "custom:odd", "_embedded": {"from_user": "x"}}], "api"
+    )
+    html = staff_client.get(url("events")).content.decode()
+    assert event_ids(html) == [3, 2, 1]
+    assert "<code>custom:odd</code>" in html
+
+
+@pytest.mark.parametrize("name", ["detail", "members", "events", "header", "members_panel"])
+def test_stored_pages_are_staff_only(client, django_user_model, no_upstream, name):
+    fill(3)
+    anonymous = client.get(url(name))
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith(reverse("login"))
+    user = django_user_model.objects.create_user("visitor", password="visitor-password-1")
+    client.force_login(user)
+    assert client.get(url(name)).status_code == 403
