@@ -28,6 +28,9 @@ EVENT_TYPE_OPTIONS = "event-type-options"
 HISTORY_BANNER = "history-banner"  # "From the stored history": the API no longer has it
 STORE_NOTE = "store-note"  # "From the event store": the page reads stored events
 
+# A user's page
+USER_MEMBERSHIPS = "user-memberships"  # the conversations the event store saw the user in
+
 # The live board (/live/)
 LIVE_BOARD = "live-board"  # its rows: /live/ answers htmx with this region
 

@@ -287,3 +287,99 @@ def test_stored_pages_are_staff_only(client, django_user_model, no_upstream, nam
     user = django_user_model.objects.create_user("visitor", password="visitor-password-1")
     client.force_login(user)
     assert client.get(url(name)).status_code == 403
+
+
+# --- a member's page and a user's page
+
+
+def test_a_members_page_comes_from_the_store(staff_client, no_upstream):
+    fill(3)
+    response = staff_client.get(url("member", ALICE))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "alice" in html and "JOINED" in html and "phone" in html
+    assert f'id="{dom.STORE_NOTE}"' in html
+    assert (
+        staff_client.get(url("member", "MEM-99999999-9999-4999-8999-999999999999")).status_code
+        == 404
+    )
+
+
+def test_a_members_page_of_a_deleted_conversation(staff_client, no_upstream):
+    fill(3)
+    ingest.mark_deleted_upstream(app(), CON)
+    html = staff_client.get(url("member", BOB)).content.decode()
+    assert "From the stored history" in html and "bob" in html
+
+
+def test_a_users_page_lists_the_stored_conversations_they_were_in(staff_client, upstream):
+    fill(3)
+    user_url = reverse("conversations:user", args=[USR_A])
+    upstream.get(f"{API}/v1/users/{USR_A}", json={"id": USR_A, "name": "alice"})
+    upstream.get(f"{API}/v1/users/{USR_A}/conversations", json={"page_size": 25, "_links": {}})
+    upstream.get(f"{API}/v1/users/{USR_A}/sessions", json={"page_size": 25, "_links": {}})
+    html = staff_client.get(user_url).content.decode()
+    section = re.search(rf'id="{dom.USER_MEMBERSHIPS}".*?</table>', html, re.S).group(0)
+    assert "Support call" in section and "live" in section and "phone" in section
+    assert reverse("conversations:member", args=[CON, ALICE]) in section
+
+
+def test_a_user_the_api_forgot_keeps_a_page_from_the_store(staff_client, upstream):
+    fill(3)
+    user_url = reverse("conversations:user", args=[USR_B])
+    for path in ("", "/conversations", "/sessions"):
+        upstream.get(f"{API}/v1/users/{USR_B}{path}", status=404, json={"title": "Not found"})
+    response = staff_client.get(user_url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "From the stored history" in html and "bob" in html and "Support call" in html
+    assert "Not found" not in html
+    nobody = reverse("conversations:user", args=["USR-99999999-9999-4999-8999-999999999999"])
+    upstream.get(f"{API}/v1/users/USR-99999999-9999-4999-8999-999999999999", status=404, json={})
+    assert staff_client.get(nobody).status_code == 404
+
+
+# --- against the sandbox: a stored conversation costs no upstream request
+
+
+def test_viewing_a_stored_conversation_sends_no_request_to_the_sandbox(
+    staff_client, sandbox, use_client
+):
+    import requests
+
+    from tests.conftest import sandbox_client
+
+    conversation = next(
+        c
+        for c in sandbox.world.conversations()
+        if c.state == "ACTIVE" and c.members and len(c.events) > 3
+    )
+    con = conversation.id
+    base = f"{sandbox.base_url}/v1/conversations/{con}"
+    headers = sandbox.auth_headers()
+    ingest.record_api_conversation(app(), requests.get(base, headers=headers, timeout=5).json())
+    events = requests.get(f"{base}/events?page_size=100", headers=headers, timeout=5).json()
+    items = events["_embedded"]
+    items = items["events"] if isinstance(items, dict) else items
+    assert ingest.store_events(app(), con, items, StoredEvent.API) == len(items)
+    member = conversation.members[0].id
+
+    use_client(sandbox_client(sandbox))
+    sandbox.reset_stats()
+    pages = [
+        (reverse("conversations:detail", args=[con]), {}),
+        (reverse("conversations:events", args=[con]), {}),
+        (reverse("conversations:events", args=[con]), HTMX),
+        (reverse("conversations:header", args=[con]), HTMX),
+        (reverse("conversations:members_panel", args=[con]), HTMX),
+        (reverse("conversations:events_poll", args=[con]) + "?after=1", HTMX),
+        (reverse("conversations:member", args=[con, member]), {}),
+    ]
+    for page, extra in pages:
+        response = staff_client.get(page, **extra)
+        assert response.status_code in (200, 286), page
+    assert sandbox.stats()["requests"] == 0, sandbox.stats()["by_path"]
+    html = staff_client.get(reverse("conversations:events", args=[con])).content.decode()
+    assert set(event_ids(html)) >= {
+        i["id"] if isinstance(i["id"], int) else int(i["id"]) for i in items[-25:]
+    }

@@ -310,3 +310,18 @@ def conversations_in_state(
         prev_cursor=f"o{max(offset - page_size, 0)}" if offset else None,
         page_size=page_size,
     )
+
+
+USER_MEMBERSHIPS_LIMIT = 50
+
+
+def user_memberships(user_id: str, limit: int = USER_MEMBERSHIPS_LIMIT) -> list[StoredMember]:
+    """The stored memberships of a user, the most recent conversations first (at most `limit`),
+    each with its conversation (`.conversation`) for its name and state."""
+    return list(
+        StoredMember.objects.filter(
+            user_id=user_id, conversation__application__vonage_id=settings.VONAGE_APPLICATION_ID
+        )
+        .select_related("conversation")
+        .order_by("-conversation__started_at", "-id")[:limit]
+    )
