@@ -244,3 +244,10 @@ def test_a_bad_state_or_stored_cursor_is_refused(staff_client, upstream, query):
     response = staff_client.get(reverse("conversations:list"), query)
     assert response.status_code == 400
     assert len(upstream.calls) == 0
+
+
+def test_the_board_refreshes_within_the_3_s_target(staff_client, no_upstream):
+    html = staff_client.get(reverse("conversations:live")).content.decode()
+    seconds = int(re.search(rf'id="{dom.LIVE_BOARD}"[^>]*hx-trigger="every (\d+)s', html).group(1))
+    assert seconds <= 2
+    assert f"Live: every {seconds} s" in html
