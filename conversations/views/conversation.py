@@ -181,12 +181,12 @@ def history_context(stored: StoredConversation, *, unreachable: bool = False) ->
         "history": {
             "deleted_at": stored.deleted_upstream_at,
             "unreachable": unreachable,
-            "events": stored.last_event_id,
+            "last_id": stored.last_event_id,
             "last_event_at": stored.last_event_at,
         }
         if stored.deleted_upstream_at is not None or unreachable
         else None,
-        "stored_events": stored.last_event_id,
+        "last_stored_id": stored.last_event_id,
     }
 
 
