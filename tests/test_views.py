@@ -138,9 +138,22 @@ def test_inactive_staff_cannot_log_in(client, django_user_model):
 
 
 @pytest.mark.django_db
-def test_staff_log_in_and_land_on_the_live_board(client, staff_user, upstream):
+def test_staff_log_in_and_land_on_the_conversations(client, staff_user, upstream):
+    upstream.get(f"{API}/v1/conversations", json=fixture("conversations_page.json"))
     response = client.post(
         reverse("login"), {"username": "staff", "password": "staff-password-1"}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == reverse("conversations:list")
+    assert b"Support call" in response.content
+
+
+@pytest.mark.django_db
+def test_staff_sent_to_log_in_from_the_home_url_land_on_the_live_board(
+    client, staff_user, upstream
+):
+    login = client.get("/", follow=True).redirect_chain[-1][0]
+    response = client.post(
+        login, {"username": "staff", "password": "staff-password-1"}, follow=True
     )
     assert response.redirect_chain[-1][0] == reverse("conversations:live")
     assert b"No conversation is live right now" in response.content
