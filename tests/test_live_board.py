@@ -251,3 +251,11 @@ def test_the_board_refreshes_within_the_3_s_target(staff_client, no_upstream):
     seconds = int(re.search(rf'id="{dom.LIVE_BOARD}"[^>]*hx-trigger="every (\d+)s', html).group(1))
     assert seconds <= 2
     assert f"Live: every {seconds} s" in html
+
+
+def test_a_very_long_stored_name_is_clipped_on_the_board(staff_client, no_upstream):
+    api_conversation(LIVE, "n" * 1000)
+    webhook(membership(LIVE, 1, "joined", M1, U1, "u" * 1000))
+    html = staff_client.get(reverse("conversations:live")).content.decode()
+    assert "n" * 499 + "…" in html and "n" * 501 not in html
+    assert "u" * 499 + "…" in html and "u" * 501 not in html

@@ -383,3 +383,21 @@ def test_viewing_a_stored_conversation_sends_no_request_to_the_sandbox(
     assert set(event_ids(html)) >= {
         i["id"] if isinstance(i["id"], int) else int(i["id"]) for i in items[-25:]
     }
+
+
+def test_a_members_page_shows_what_its_membership_events_say(staff_client, no_upstream):
+    fill(2)
+    joined = membership(
+        CON, 3, "joined", "MEM-33333333-3333-4333-8333-333333333333", USR_B, "carol"
+    )
+    joined["body"] |= {
+        "media": {"audio_settings": {"enabled": True, "muted": False, "earmuffed": False}},
+        "initiator": {"joined": {"is_system": False, "member_id": ALICE}},
+    }
+    webhook(joined)
+    html = staff_client.get(
+        url("member", "MEM-33333333-3333-4333-8333-333333333333")
+    ).content.decode()
+    media = re.search(r"<h2>Media</h2>.*?</dl>", html, re.S).group(0)
+    assert "<dd>yes</dd>" in media and "<dd>no</dd>" in media
+    assert "joined:" in html and reverse("conversations:member", args=[CON, ALICE]) in html

@@ -14,9 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from conversations import ids, schema
 
@@ -131,9 +132,45 @@ def members(stored: StoredConversation, limit: int = MEMBERS_LIMIT) -> schema.Pa
     return schema.Page(items=items, next_cursor="more" if len(rows) > limit else None)
 
 
+MEMBERSHIP_TYPES = ("member:invited", "member:joined", "member:left")
+
+
 def find_member(stored: StoredConversation, member_id: str) -> schema.Member | None:
+    """A member with what its membership events say beyond the stored columns (its initiator,
+    audio settings, who invited it), from the newest of them that says it."""
     row = stored.members.filter(vonage_id=member_id).first()
-    return member(row, stored.vonage_id) if row else None
+    if row is None:
+        return None
+    found = member(row, stored.vonage_id)
+    events = stored.events.filter(type__in=MEMBERSHIP_TYPES).filter(
+        Q(from_member=member_id) | Q(body__body__member_id=member_id)
+    )
+    extra: dict[str, Any] = {}
+    for body in events.order_by("event_id").values_list("body", flat=True)[:50]:
+        payload = body.get("body") if isinstance(body, dict) else None
+        if not isinstance(payload, dict):
+            continue
+        # The member an event is about, as ingestion reads it: body.member_id, else the sender.
+        if (payload.get("member_id") or body.get("from")) != member_id:
+            continue
+        for key in ("initiator", "media", "invited_by", "knocking_id"):
+            if payload.get(key) not in (None, "", {}):
+                extra[key] = payload[key]
+    if not extra:
+        return found
+    try:
+        details = schema.parse_member({"id": member_id, **extra})
+    except schema.ShapeError:
+        return found
+    return replace(
+        found,
+        initiators=details.initiators,
+        audio_enabled=details.audio_enabled,
+        audio_earmuffed=details.audio_earmuffed,
+        audio_muted=details.audio_muted,
+        invited_by=details.invited_by,
+        knocking_id=details.knocking_id,
+    )
 
 
 def event(row: StoredEvent) -> schema.Event:

@@ -15,7 +15,7 @@ from typing import Any
 from django.http import HttpResponse
 from django.urls import reverse
 
-from conversations import dom, forms
+from conversations import display, dom, forms
 from conversations.client import BadRequest, NotFound, Outcome
 from conversations.event_summaries import sender_label, summarize
 from conversations.panels import Problem, poll_seconds, problem, retry_seconds
@@ -272,6 +272,7 @@ def _stored_poll(
     items, more_new = queries.events_after(
         stored, after, limit=POLL_PAGE_SIZE, event_type=data.get("event_type") or None
     )
+    items = display.shown(items)
     final = over and not more_new
     answer = _PollAnswer(request, stored.vonage_id, data)
     if not items and not final:

@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
+from conversations import display
 from conversations.store import queries
 
 from .base import HtmxHttpRequest, crumbs, dashboard_view, wants_region
@@ -36,7 +37,7 @@ def live_board(request: HtmxHttpRequest) -> HttpResponse:
     rows, more = queries.live_board(now)
     context = {
         "title": "Live now",
-        "rows": rows,
+        "rows": display.shown(rows),  # stored names are as long as a webhook made them
         "more": more,
         "limit": queries.LIVE_BOARD_LIMIT,
         "now": now,

@@ -14,7 +14,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from conversations import forms
+from conversations import display, forms
 from conversations.client import BadRequest, NotFound, Outcome, concurrently
 from conversations.panels import problem, retry_seconds
 from conversations.store import queries
@@ -87,7 +87,7 @@ def _stored_member(
     request: HtmxHttpRequest, stored: StoredConversation, member_id: str
 ) -> HttpResponse:
     conversation_id = stored.vonage_id
-    member = queries.find_member(stored, member_id)
+    member = display.shown(queries.find_member(stored, member_id))
     if member is None:
         return not_found(request, "Member", member_id)
     title = conversation_title(queries.conversation(stored), conversation_id)
