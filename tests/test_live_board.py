@@ -259,3 +259,16 @@ def test_a_very_long_stored_name_is_clipped_on_the_board(staff_client, no_upstre
     html = staff_client.get(reverse("conversations:live")).content.decode()
     assert "n" * 499 + "…" in html and "n" * 501 not in html
     assert "u" * 499 + "…" in html and "u" * 501 not in html
+
+
+def test_the_board_costs_a_few_queries_however_many_are_live(
+    staff_client, no_upstream, django_assert_max_num_queries
+):
+    for n in range(30):
+        conversation = f"CON-50000000-0000-4000-8000-0000000000{n:02d}"
+        webhook(membership(conversation, 1, "joined", M1, U1, "agent", "phone"))
+        webhook(membership(conversation, 2, "joined", M2, U2, "caller", "sip"))
+    staff_client.get(reverse("conversations:live"))
+    with django_assert_max_num_queries(6):
+        html = staff_client.get(reverse("conversations:live"), **HTMX).content.decode()
+    assert len(board_ids(html)) == 30

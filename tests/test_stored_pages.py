@@ -401,3 +401,20 @@ def test_a_members_page_shows_what_its_membership_events_say(staff_client, no_up
     media = re.search(r"<h2>Media</h2>.*?</dl>", html, re.S).group(0)
     assert "<dd>yes</dd>" in media and "<dd>no</dd>" in media
     assert "joined:" in html and reverse("conversations:member", args=[CON, ALICE]) in html
+
+
+def test_a_stored_page_costs_a_few_queries_whatever_its_size(
+    staff_client, no_upstream, django_assert_max_num_queries
+):
+    fill(120)
+    staff_client.get(url("events"))  # the session and user, once
+    for name, query, extra in [
+        ("detail", {}, {}),
+        ("events", {"page_size": "100"}, {}),
+        ("events", {}, HTMX),
+        ("header", {}, HTMX),
+        ("members_panel", {}, HTMX),
+        ("events_poll", {"after": "1"}, HTMX),
+    ]:
+        with django_assert_max_num_queries(8):
+            assert staff_client.get(url(name), query, **extra).status_code == 200
