@@ -418,3 +418,40 @@ def test_a_stored_page_costs_a_few_queries_whatever_its_size(
     ]:
         with django_assert_max_num_queries(8):
             assert staff_client.get(url(name), query, **extra).status_code == 200
+
+
+def test_the_page_says_when_stored_events_have_a_gap(staff_client, no_upstream):
+    fill(5)
+    assert "have not arrived yet" not in staff_client.get(url("detail")).content.decode()
+    webhook(event(CON, 9, "message", ALICE, {"message_type": "text", "text": "late"}))
+    html = staff_client.get(url("events")).content.decode()
+    assert "events up to #9" in html and "have not arrived yet" in html
+    assert event_ids(html) == [9, 5, 4, 3, 2, 1]
+
+
+def test_a_gap_filled_later_redraws_the_events_tab_in_order(staff_client, no_upstream):
+    fill(5)
+    webhook(event(CON, 9, "message", ALICE, {"message_type": "text", "text": "late"}))
+    page = staff_client.get(url("events"), {"page_size": "10"})
+    poller = re.search(rf'id="{dom.EVENTS_POLLER}"[^>]*hx-get="([^"]+)"', page.content.decode())
+    poll = poller.group(1).replace("&amp;", "&")
+    assert "gap=5" in poll and "after=9" in poll and "page_size=10" in poll
+    assert staff_client.get(poll, **HTMX).status_code == 204  # nothing yet
+    filled = [
+        event(CON, i, "message", ALICE, {"message_type": "text", "text": f"filled {i}"})
+        for i in (6, 7, 8)
+    ]
+    ingest.store_events(app(), CON, filled, StoredEvent.API)  # as the reconciler would
+    redrawn = staff_client.get(poll, **HTMX)
+    html = redrawn.content.decode()
+    assert redrawn.status_code == 200
+    assert redrawn["HX-Retarget"] == f"#{dom.TABS}" and redrawn["HX-Reswap"] == "outerHTML"
+    assert html.lstrip().startswith(f'<div id="{dom.TABS}"')
+    assert event_ids(html) == [9, 8, 7, 6, 5, 4, 3, 2, 1]
+    assert "gap=" not in html and "after=9" in html
+
+
+def test_a_page_without_a_gap_polls_without_one(staff_client, no_upstream):
+    fill(5)
+    html = staff_client.get(url("events")).content.decode()
+    assert "gap=" not in html

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django_htmx.http import trigger_client_event
@@ -166,11 +166,28 @@ def _stored_page(
             over=over,
             backoff=0,
             interval=interval,
+            gap=stored.contiguous_event_id if context["stored_gap"] else None,
         )
         events_status = context["events_status"]
     if wants_region(request):
         return render(request, f"{TEMPLATE}#tabs", context)
     return render(request, TEMPLATE, context, status=events_status)
+
+
+def stored_events_tab(
+    request: HtmxHttpRequest, stored: StoredConversation, poll: dict[str, Any]
+) -> HttpResponse:
+    """The Events tab drawn again, in answer to its poll (`poll`: the poll's cleaned data): it
+    replaces the tabs region rather than adding rows (htmx's HX-Retarget and HX-Reswap)."""
+    query = QueryDict(mutable=True)
+    for key in ("event_type", "order", "page_size"):
+        if poll.get(key):
+            query[key] = str(poll[key])
+    form = forms.EventsForm(query)
+    response = _stored_page(request, stored, "events", form)
+    response["HX-Retarget"] = f"#{dom.TABS}"
+    response["HX-Reswap"] = "outerHTML"
+    return response
 
 
 def history_context(stored: StoredConversation, *, unreachable: bool = False) -> dict[str, Any]:
@@ -187,6 +204,8 @@ def history_context(stored: StoredConversation, *, unreachable: bool = False) ->
         if stored.deleted_upstream_at is not None or unreachable
         else None,
         "last_stored_id": stored.last_event_id,
+        # Events missing below the newest (webhooks lost or late): the reconciler fills them in.
+        "stored_gap": stored.contiguous_event_id < stored.last_event_id,
     }
 
 

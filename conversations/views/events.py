@@ -108,6 +108,7 @@ def tab_context(
     over: bool,
     backoff: int,
     interval: int,
+    gap: int | None = None,
 ) -> dict[str, Any]:
     """The Events tab. `outcome` is None when the form did not validate (nothing was read): the
     tab then says what is wrong with the filters, inside the page, and reads nothing."""
@@ -163,7 +164,7 @@ def tab_context(
         "events_retry_url": with_query(
             events_url, filters | {"cursor": data.get("cursor"), "backoff": backoff}
         ),
-        "poller_url": with_query(poll_url, filters | {"after": newest or 0}),
+        "poller_url": with_query(poll_url, filters | {"after": newest or 0, "gap": gap}),
         "events_swap": "afterbegin" if newest_first else "beforeend",
         "events_next_url": cursor_url(events_url, filters, "cursor", page, "next_cursor"),
         "events_prev_url": cursor_url(events_url, filters, "cursor", page, "prev_cursor"),
@@ -269,6 +270,13 @@ def _stored_poll(
     """The events poll from the store: the stored events after the newest one shown."""
     after, order = data["after"], data["order"]
     over = data["over"] or queries.conversation(stored).is_over
+    gap = data.get("gap")
+    if gap is not None and stored.contiguous_event_id > gap:
+        # Events missing when the page was drawn have been stored since (the reconciler filled
+        # a gap): they belong among the rows shown, not after them, so the tab is drawn again.
+        from .conversation import stored_events_tab  # the page's module imports this one
+
+        return stored_events_tab(request, stored, data)
     items, more_new = queries.events_after(
         stored, after, limit=POLL_PAGE_SIZE, event_type=data.get("event_type") or None
     )
@@ -312,8 +320,10 @@ class _PollAnswer:
         query = {
             "event_type": data.get("event_type") or "",
             "order": data["order"] if data["order"] != "desc" else "",
+            "page_size": data.get("page_size") or "",
             "after": after,
             "backoff": backoff,
+            "gap": data.get("gap"),
         }
         context = {
             "new_events": rows,

@@ -63,3 +63,26 @@ def test_a_conversation_deleted_upstream_keeps_its_history(page, dashboard):
     page.click("#tab-members")
     expect(page.locator(".member-table")).to_contain_text("agent-7")
     expect(page.locator(f"#{dom.HISTORY_BANNER}")).to_be_visible()
+
+
+def test_events_filled_into_a_gap_show_in_order_and_polling_goes_on(page, dashboard):
+    api_conversation(CALL, "gappy_call")
+    webhook(membership(CALL, 1, "joined", AGENT, U1, "agent-7", "phone"))
+    for event_id in (2, 3, 6):  # 4 and 5 were dropped on the way
+        webhook(event(CALL, event_id, "message", AGENT, {"message_type": "text", "text": "x"}))
+    page.goto(f"{dashboard.url}/conversations/{CALL}/events/")
+    rows = page.locator("#event-rows tr.event-row")
+    expect(rows).to_have_count(4)
+    for event_id in (4, 5):  # the reconciler reads them from the API
+        ingest.store_events(
+            app(),
+            CALL,
+            [event(CALL, event_id, "message", AGENT, {"message_type": "text", "text": "y"})],
+            "api",
+        )
+    expect(rows).to_have_count(6, timeout=BOARD_WAIT_MS)
+    ids = [int(i) for i in rows.evaluate_all("rows => rows.map(r => r.id.slice(6))")]
+    assert ids == [6, 5, 4, 3, 2, 1]
+    webhook(event(CALL, 7, "message", AGENT, {"message_type": "text", "text": "z"}))
+    expect(rows).to_have_count(7, timeout=BOARD_WAIT_MS)
+    assert rows.first.get_attribute("id") == "event-7"
