@@ -25,6 +25,14 @@ EVENTS_POLLER = "events-poller"  # /conversations/<id>/events/poll/
 EVENTS_BANNER = "events-banner"
 EVENTS_RETRY = "events-retry"  # an events tab with nothing to show asks for itself again
 EVENT_TYPE_OPTIONS = "event-type-options"
+HISTORY_BANNER = "history-banner"  # "From the stored history": the API no longer has it
+STORE_NOTE = "store-note"  # "From the event store": the page reads stored events
+
+# A user's page
+USER_MEMBERSHIPS = "user-memberships"  # the conversations the event store saw the user in
+
+# The live board (/live/)
+LIVE_BOARD = "live-board"  # its rows: /live/ answers htmx with this region
 
 # Client events (htmx `HX-Trigger-After-Swap`), listened for with `<name> from:body`.
 CONVERSATION_OVER = "conversation-over"  # the header saw the conversation end: last looks

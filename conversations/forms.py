@@ -74,6 +74,18 @@ class ConversationListForm(_PagingForm):
         label="Created to (UTC)",
     )
 
+    # Read from the event store: the API's list has no state (nor a filter by one).
+    state = forms.ChoiceField(
+        choices=[
+            ("", "Any"),
+            ("live", "Live"),
+            ("ended", "Ended"),
+            ("deleted", "Deleted upstream"),
+        ],
+        required=False,
+        label="State",
+    )
+
     def clean(self) -> dict:
         data = super().clean()
         start, end = data.get("date_start"), data.get("date_end")
@@ -141,6 +153,13 @@ class EventsPollForm(forms.Form):
     backoff = forms.IntegerField(required=False, min_value=0, max_value=MAX_BACKOFF_STEPS)
     # Sent once the header saw the conversation end: fetch the last events, then stop.
     over = FlagField(required=False)
+    # A stored conversation's page: every event id up to `gap` was stored when the page was
+    # drawn; once the store has more below the newest shown, the whole tab is drawn again.
+    gap = forms.IntegerField(required=False, min_value=0, max_value=MAX_EVENT_ID)
+    # Kept so the tab drawn again has the page size it had.
+    page_size = forms.TypedChoiceField(
+        choices=[(n, str(n)) for n in PAGE_SIZES], coerce=int, required=False, empty_value=None
+    )
 
     def clean_event_type(self) -> str:
         return _clean_event_type(self.cleaned_data.get("event_type") or "")

@@ -12,6 +12,7 @@ register_converter(ids.UserIdConverter, "usr")
 app_name = "conversations"
 
 urlpatterns = [
+    path("live/", views.live_board, name="live"),
     path("conversations/", views.conversation_list, name="list"),
     path("conversations/<con:conversation_id>/", views.conversation_detail, name="detail"),
     path("conversations/<con:conversation_id>/members/", views.members_tab, name="members"),

@@ -80,6 +80,7 @@ def detail_mocks(mock, conversation: dict | None = None) -> None:
 
 
 PAGES = [
+    reverse("conversations:live"),
     reverse("conversations:list"),
     reverse("conversations:detail", args=[CON]),
     reverse("conversations:members", args=[CON]),
@@ -144,6 +145,26 @@ def test_staff_log_in_and_land_on_the_conversations(client, staff_user, upstream
     )
     assert response.redirect_chain[-1][0] == reverse("conversations:list")
     assert b"Support call" in response.content
+
+
+@pytest.mark.django_db
+def test_staff_sent_to_log_in_from_the_home_url_land_on_the_live_board(
+    client, staff_user, upstream
+):
+    login = client.get("/", follow=True).redirect_chain[-1][0]
+    response = client.post(
+        login, {"username": "staff", "password": "staff-password-1"}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == reverse("conversations:live")
+    assert b"No conversation is live right now" in response.content
+    assert len(upstream.calls) == 0  # the board reads the event store only
+
+
+@pytest.mark.django_db
+def test_the_home_url_leads_to_the_live_board(staff_client, upstream):
+    response = staff_client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("conversations:live")
 
 
 @pytest.mark.django_db

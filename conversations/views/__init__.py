@@ -5,6 +5,7 @@
 - `conversation`: a conversation's page (its tabs), its header and its members panel;
 - `events`: the Events tab and its poll;
 - `people`: a member's page and a user's page;
+- `live`: the live board, from the event store;
 - `jump`: the home URL and the jump box.
 """
 
@@ -12,6 +13,7 @@ from .conversation import conversation_detail, events_tab, header_panel, members
 from .events import EVENT_TYPE_CHOICES, events_poll
 from .jump import home, jump
 from .listing import conversation_list, user_list
+from .live import live_board
 from .people import member_detail, user_detail
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "header_panel",
     "home",
     "jump",
+    "live_board",
     "member_detail",
     "members_panel",
     "members_tab",

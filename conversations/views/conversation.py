@@ -6,20 +6,26 @@
   its last answer stops polling and tells the other panels to take their last look;
 - the members panel, .../members/panel/: each member's full record;
 - the events poll, .../events/poll/ (in events.py).
+
+Each reads the event store first: a conversation the store has history of (events, or a deletion
+upstream) is shown from it with no upstream read at all; any other is read from the API. One the
+API no longer finds but the store knows keeps its pages, from the stored history.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django_htmx.http import trigger_client_event
 
 from conversations import dom, forms, ids
 from conversations.client import NotFound, Outcome, concurrently
-from conversations.panels import problem, retry_seconds
+from conversations.panels import poll_seconds, problem, retry_seconds
+from conversations.store import queries
+from conversations.store.models import StoredConversation
 
 from . import events
 from .base import (
@@ -71,6 +77,10 @@ def _page(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRespo
     backoff = poll.cleaned_data.get("backoff") or 0
     events_form = forms.EventsForm(request.GET) if tab == "events" else None
 
+    stored = queries.find(conversation_id)
+    if queries.has_history(stored):
+        return _stored_page(request, stored, tab, events_form)
+
     client = api()
     reads: dict[str, Any] = {
         "conversation": lambda: client.get_conversation(conversation_id),
@@ -82,6 +92,8 @@ def _page(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRespo
     outcomes = concurrently(**reads)
 
     if isinstance(outcomes["conversation"].error, NotFound):
+        if stored is not None:  # known to the store, no longer to the API: its history
+            return _stored_page(request, stored, tab, events_form, unreachable=True)
         if wants_region(request):
             return gone(request, dom.TABS)
         return not_found(request, "Conversation", conversation_id)
@@ -91,17 +103,7 @@ def _page(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRespo
 
     context = header_context(conversation_id, outcomes["conversation"], backoff, interval)
     over = context["over"]
-    context |= {
-        "tab": tab,
-        "tab_links": [
-            ("members", "Members", reverse("conversations:members", args=[conversation_id])),
-            ("events", "Events", reverse("conversations:events", args=[conversation_id])),
-        ],
-        "live_controls": not over,
-        "breadcrumbs": crumbs(
-            ("Conversations", reverse("conversations:list")), (context["title"], None)
-        ),
-    }
+    context |= _page_frame(conversation_id, tab, context["title"], over)
     context |= members_context(conversation_id, outcomes["members"], over, interval)
     events_status = 200
     if events_form is not None:
@@ -125,6 +127,108 @@ def _page(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRespo
     return mark_degraded(response, bool(failed))
 
 
+def _page_frame(conversation_id: str, tab: str, title: str, over: bool) -> dict[str, Any]:
+    return {
+        "tab": tab,
+        "tab_links": [
+            ("members", "Members", reverse("conversations:members", args=[conversation_id])),
+            ("events", "Events", reverse("conversations:events", args=[conversation_id])),
+        ],
+        "live_controls": not over,
+        "breadcrumbs": crumbs(("Conversations", reverse("conversations:list")), (title, None)),
+    }
+
+
+def _stored_page(
+    request: HtmxHttpRequest,
+    stored: StoredConversation,
+    tab: str,
+    events_form: forms.EventsForm | None,
+    *,
+    unreachable: bool = False,
+) -> HttpResponse:
+    """The page from the event store: no upstream read. The members panel comes whole (the
+    store has each member's channel and times), so it does not load itself separately."""
+    conversation_id = stored.vonage_id
+    interval = poll_seconds(0)
+    context = stored_header_context(stored, unreachable=unreachable)
+    over = context["over"]
+    context |= _page_frame(conversation_id, tab, context["title"], over)
+    context |= stored_members_context(stored, over, interval)
+    events_status = 200
+    if events_form is not None:
+        outcome = events.stored_page(stored, events_form) if events_form.is_valid() else None
+        context |= events.tab_context(
+            conversation_id,
+            events_form,
+            outcome,
+            context["member_names"],
+            over=over,
+            backoff=0,
+            interval=interval,
+            gap=stored.contiguous_event_id if context["stored_gap"] else None,
+        )
+        events_status = context["events_status"]
+    if wants_region(request):
+        return render(request, f"{TEMPLATE}#tabs", context)
+    return render(request, TEMPLATE, context, status=events_status)
+
+
+def stored_events_tab(
+    request: HtmxHttpRequest, stored: StoredConversation, poll: dict[str, Any]
+) -> HttpResponse:
+    """The Events tab drawn again, in answer to its poll (`poll`: the poll's cleaned data): it
+    replaces the tabs region rather than adding rows (htmx's HX-Retarget and HX-Reswap)."""
+    query = QueryDict(mutable=True)
+    for key in ("event_type", "order", "page_size"):
+        if poll.get(key):
+            query[key] = str(poll[key])
+    form = forms.EventsForm(query)
+    response = _stored_page(request, stored, "events", form)
+    response["HX-Retarget"] = f"#{dom.TABS}"
+    response["HX-Reswap"] = "outerHTML"
+    return response
+
+
+def history_context(stored: StoredConversation, *, unreachable: bool = False) -> dict[str, Any]:
+    """What the page says about its source: the stored history of a conversation the API no
+    longer has (a banner), or a quiet note that the page reads the event store."""
+    return {
+        "from_store": True,
+        "history": {
+            "deleted_at": stored.deleted_upstream_at,
+            "unreachable": unreachable,
+            "last_id": stored.last_event_id,
+            "last_event_at": stored.last_event_at,
+        }
+        if stored.deleted_upstream_at is not None or unreachable
+        else None,
+        "last_stored_id": stored.last_event_id,
+        # Events missing below the newest (webhooks lost or late): the reconciler fills them in.
+        "stored_gap": stored.contiguous_event_id < stored.last_event_id,
+    }
+
+
+def stored_header_context(
+    stored: StoredConversation, *, unreachable: bool = False
+) -> dict[str, Any]:
+    conversation = queries.conversation(stored)
+    # A conversation the API cannot be asked about is as good as over: nothing polls for it.
+    over = conversation.is_over or unreachable
+    context = header_context(
+        stored.vonage_id, Outcome(value=conversation), 0, poll_seconds(0), over=over
+    )
+    return context | history_context(stored, unreachable=unreachable)
+
+
+def stored_members_context(stored: StoredConversation, over: bool, interval: int) -> dict[str, Any]:
+    context = members_context(
+        stored.vonage_id, Outcome(value=queries.members(stored)), over, interval
+    )
+    context |= {"members_detailed": True, "members_live": not over, "poll_interval": interval}
+    return context
+
+
 def conversation_title(conversation: Any, conversation_id: str) -> str:
     if conversation is None:
         return conversation_id
@@ -139,13 +243,21 @@ def header_panel(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse
     poll = forms.PollForm(request.GET)
     if not poll.is_valid():
         return invalid(request, poll, "Conversation")
-    outcome = attempt(lambda: api().get_conversation(conversation_id))
-    if isinstance(outcome.error, NotFound):
-        return gone(request, dom.HEADER)
-    failed = outcome.error is not None
-    backoff = next_backoff(poll.cleaned_data.get("backoff") or 0, failed)
-    interval = retry_seconds([outcome.error] if outcome.error else [], backoff)
-    context = header_context(conversation_id, outcome, backoff, interval)
+    stored = queries.find(conversation_id)
+    failed = False
+    if queries.has_history(stored):
+        context = stored_header_context(stored)
+    else:
+        outcome = attempt(lambda: api().get_conversation(conversation_id))
+        if isinstance(outcome.error, NotFound):
+            if stored is None:
+                return gone(request, dom.HEADER)
+            context = stored_header_context(stored, unreachable=True)
+        else:
+            failed = outcome.error is not None
+            backoff = next_backoff(poll.cleaned_data.get("backoff") or 0, failed)
+            interval = retry_seconds([outcome.error] if outcome.error else [], backoff)
+            context = header_context(conversation_id, outcome, backoff, interval)
     over = context["over"]
     # The last answer also replaces the live controls ("Live: every 5 s", Pause) out of band.
     context["final"] = over
@@ -157,10 +269,16 @@ def header_panel(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse
 
 
 def header_context(
-    conversation_id: str, outcome: Outcome, backoff: int, interval: int
+    conversation_id: str,
+    outcome: Outcome,
+    backoff: int,
+    interval: int,
+    *,
+    over: bool | None = None,
 ) -> dict[str, Any]:
     conversation = shown(outcome)
-    over = bool(conversation and conversation.is_over)
+    if over is None:
+        over = bool(conversation and conversation.is_over)
     header_url = reverse("conversations:header", args=[conversation_id])
     return {
         "conversation_id": conversation_id,
@@ -186,9 +304,14 @@ def members_panel(request: HtmxHttpRequest, conversation_id: str) -> HttpRespons
     if not form.is_valid():
         return invalid(request, form, "Conversation")
     over = form.cleaned_data["over"]
+    stored = queries.find(conversation_id)
+    if queries.has_history(stored):
+        return _stored_members_panel(request, stored, over)
     client = api()
     outcome = attempt(lambda: client.list_members(conversation_id, after_end=over))
     if isinstance(outcome.error, NotFound):
+        if stored is not None:
+            return _stored_members_panel(request, stored, True)
         return gone(request, dom.MEMBERS_PANEL)
     failed = outcome.error is not None
     backoff = next_backoff(form.cleaned_data.get("backoff") or 0, failed)
@@ -202,6 +325,15 @@ def members_panel(request: HtmxHttpRequest, conversation_id: str) -> HttpRespons
     final = over and not failed
     context["members_live"] = not final
     return render_panel(request, f"{TEMPLATE}#members", context, degraded=failed, stop=final)
+
+
+def _stored_members_panel(
+    request: HtmxHttpRequest, stored: StoredConversation, over: bool
+) -> HttpResponse:
+    """The members panel from the store; its last look once the conversation is over."""
+    over = over or queries.conversation(stored).is_over
+    context = stored_members_context(stored, over, poll_seconds(0))
+    return render_panel(request, f"{TEMPLATE}#members", context, stop=over)
 
 
 def members_context(

@@ -15,10 +15,12 @@ from typing import Any
 from django.http import HttpResponse
 from django.urls import reverse
 
-from conversations import dom, forms
+from conversations import display, dom, forms
 from conversations.client import BadRequest, NotFound, Outcome
 from conversations.event_summaries import sender_label, summarize
 from conversations.panels import Problem, poll_seconds, problem, retry_seconds
+from conversations.store import queries
+from conversations.store.models import StoredConversation
 
 from .base import (
     HtmxHttpRequest,
@@ -74,6 +76,26 @@ def read_page(client: Any, conversation_id: str, form: forms.EventsForm) -> Any:
     )
 
 
+def stored_page(stored: StoredConversation, form: forms.EventsForm) -> Outcome:
+    """One page of stored events, as the Outcome an API read gives; a cursor that is not the
+    store's (an API cursor kept in a URL from before) is refused as the API refuses a bad one."""
+    data = form.cleaned_data
+    try:
+        return Outcome(
+            value=queries.events_page(
+                stored,
+                page_size=data["page_size"],
+                order=data["order"],
+                cursor=data.get("cursor") or None,
+                event_type=data.get("event_type") or None,
+            )
+        )
+    except queries.BadCursor:
+        return Outcome(
+            error=BadRequest("That page cursor does not belong to this conversation's history.")
+        )
+
+
 # --- the tab
 
 
@@ -86,6 +108,7 @@ def tab_context(
     over: bool,
     backoff: int,
     interval: int,
+    gap: int | None = None,
 ) -> dict[str, Any]:
     """The Events tab. `outcome` is None when the form did not validate (nothing was read): the
     tab then says what is wrong with the filters, inside the page, and reads nothing."""
@@ -141,7 +164,7 @@ def tab_context(
         "events_retry_url": with_query(
             events_url, filters | {"cursor": data.get("cursor"), "backoff": backoff}
         ),
-        "poller_url": with_query(poll_url, filters | {"after": newest or 0}),
+        "poller_url": with_query(poll_url, filters | {"after": newest or 0, "gap": gap}),
         "events_swap": "afterbegin" if newest_first else "beforeend",
         "events_next_url": cursor_url(events_url, filters, "cursor", page, "next_cursor"),
         "events_prev_url": cursor_url(events_url, filters, "cursor", page, "prev_cursor"),
@@ -194,6 +217,9 @@ def events_poll(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
     data = form.cleaned_data
     after, over, order = data["after"], data["over"], data["order"]
     event_type = data.get("event_type") or None
+    stored = queries.find(conversation_id)
+    if queries.has_history(stored):
+        return _stored_poll(request, stored, data)
     outcome = attempt(
         lambda: api().list_events(
             conversation_id,
@@ -205,6 +231,8 @@ def events_poll(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
         )
     )
     if isinstance(outcome.error, NotFound):
+        if stored is not None:  # the store knows it, with no events: nothing more will come
+            return _stored_poll(request, stored, data | {"over": True})
         return gone(request, dom.EVENT_ROWS)
 
     answer = _PollAnswer(request, conversation_id, data)
@@ -236,6 +264,37 @@ def events_poll(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
     return answer.render(rows, None, newest, 0, poll_seconds(0), more_new=more_new, final=final)
 
 
+def _stored_poll(
+    request: HtmxHttpRequest, stored: StoredConversation, data: dict[str, Any]
+) -> HttpResponse:
+    """The events poll from the store: the stored events after the newest one shown."""
+    after, order = data["after"], data["order"]
+    over = data["over"] or queries.conversation(stored).is_over
+    gap = data.get("gap")
+    if gap is not None and stored.contiguous_event_id > gap:
+        # Events missing when the page was drawn have been stored since (the reconciler filled
+        # a gap): they belong among the rows shown, not after them, so the tab is drawn again.
+        from .conversation import stored_events_tab  # the page's module imports this one
+
+        return stored_events_tab(request, stored, data)
+    items, more_new = queries.events_after(
+        stored, after, limit=POLL_PAGE_SIZE, event_type=data.get("event_type") or None
+    )
+    items = display.shown(items)
+    final = over and not more_new
+    answer = _PollAnswer(request, stored.vonage_id, data)
+    if not items and not final:
+        if data.get("backoff"):
+            return answer.render([], None, after, 0, poll_seconds(0))
+        return HttpResponse(status=204)
+    names = {m.id: m.label for m in queries.members(stored).items}
+    rows = [_row(e, names, new=True) for e in items]
+    if order == "desc":
+        rows.reverse()
+    newest = newest_id(items) or after
+    return answer.render(rows, None, newest, 0, poll_seconds(0), more_new=more_new, final=final)
+
+
 class _PollAnswer:
     """New rows (maybe none), the poller replaced out of band, and the events banner."""
 
@@ -261,8 +320,10 @@ class _PollAnswer:
         query = {
             "event_type": data.get("event_type") or "",
             "order": data["order"] if data["order"] != "desc" else "",
+            "page_size": data.get("page_size") or "",
             "after": after,
             "backoff": backoff,
+            "gap": data.get("gap"),
         }
         context = {
             "new_events": rows,

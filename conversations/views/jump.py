@@ -12,7 +12,8 @@ from .base import HtmxHttpRequest, dashboard_view, invalid, refused
 
 @dashboard_view
 def home(request: HtmxHttpRequest) -> HttpResponse:
-    return redirect("conversations:list")
+    """The dashboard opens on what is happening now."""
+    return redirect("conversations:live")
 
 
 @dashboard_view

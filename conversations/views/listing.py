@@ -2,6 +2,9 @@
 
 Asked by htmx, a list URL answers with its results region only: the conversation list's first
 page polls it to stay live, and a region still loading asks for itself again.
+
+The conversation list reads the API (it knows every conversation the application still has) and
+takes each row's state from the event store; filtered by a state, it reads the store alone.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from django.urls import reverse
 from conversations import forms
 from conversations.client import BadRequest, Outcome
 from conversations.panels import problem, retry_seconds
+from conversations.store import queries
 
 from .base import (
     HtmxHttpRequest,
@@ -42,11 +46,16 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
     if not (form.is_valid() and poll.is_valid()):
         return invalid(request, form if form.errors else poll, "Conversations", reset_url=url)
     params = form.upstream_params()
-    outcome = attempt(lambda: api().list_conversations(**params))
+    state = form.cleaned_data.get("state") or ""
+    if state:
+        outcome = _stored_list(form, state)
+    else:
+        outcome = attempt(lambda: api().list_conversations(**params))
     # The first page is live: new conversations show up on it.
     live = params["cursor"] is None
     context = _results_context(request, url, outcome, poll, live=live, subject="the conversations")
     context |= {
+        "rows": _with_states(context["page"]),
         "title": "Conversations",
         "form": form,
         "live_controls": live,
@@ -79,6 +88,31 @@ def user_list(request: HtmxHttpRequest) -> HttpResponse:
         "breadcrumbs": crumbs(("Users", None)),
     }
     return _answer(request, "conversations/users.html", context, outcome)
+
+
+def _stored_list(form: forms.ConversationListForm, state: str) -> Outcome:
+    data = form.cleaned_data
+    try:
+        return Outcome(
+            value=queries.conversations_in_state(
+                state,
+                page_size=data["page_size"],
+                order=data["order"],
+                cursor=data.get("cursor") or None,
+                date_start=data.get("date_start"),
+                date_end=data.get("date_end"),
+            )
+        )
+    except queries.BadCursor:
+        return Outcome(error=BadRequest("That page cursor is not one of the stored list's."))
+
+
+def _with_states(page: Any) -> list[dict[str, Any]]:
+    """Each conversation with what the store says of it (None when it does not know it)."""
+    if page is None:
+        return []
+    stored = queries.states([c.id for c in page.items])
+    return [{"conversation": c, "stored": stored.get(c.id)} for c in page.items]
 
 
 def _results_context(

@@ -1,5 +1,10 @@
 """A member's page and a user's page: no live panels, but a page whose reads are still loading
-past the budget fetches itself again a moment later."""
+past the budget fetches itself again a moment later.
+
+A member of a conversation the event store has history of is read from the store (no upstream
+read); a user's page reads the user from the API and lists, besides, the conversations the store
+saw the user in (which stay when the API forgets them).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from conversations import forms
+from conversations import display, forms
 from conversations.client import BadRequest, NotFound, Outcome, concurrently
 from conversations.panels import problem, retry_seconds
+from conversations.store import queries
+from conversations.store.models import StoredConversation
 
 from .base import (
     HtmxHttpRequest,
@@ -36,6 +43,9 @@ def member_detail(request: HtmxHttpRequest, conversation_id: str, member_id: str
     poll = forms.PollForm(request.GET)
     if not poll.is_valid():
         return invalid(request, poll, "Member")
+    stored = queries.find(conversation_id)
+    if queries.has_history(stored):
+        return _stored_member(request, stored, member_id)
     client = api()
     outcomes = concurrently(
         member=lambda: client.get_member(conversation_id, member_id),
@@ -73,6 +83,35 @@ def member_detail(request: HtmxHttpRequest, conversation_id: str, member_id: str
     return mark_degraded(response, any(o.error for o in outcomes.values()))
 
 
+def _stored_member(
+    request: HtmxHttpRequest, stored: StoredConversation, member_id: str
+) -> HttpResponse:
+    conversation_id = stored.vonage_id
+    member = display.shown(queries.find_member(stored, member_id))
+    if member is None:
+        return not_found(request, "Member", member_id)
+    title = conversation_title(queries.conversation(stored), conversation_id)
+    context = {
+        "title": member.label,
+        "conversation_id": conversation_id,
+        "conversation_title": title,
+        "member_id": member_id,
+        "member": member,
+        "from_store": True,
+        "deleted_upstream_at": stored.deleted_upstream_at,
+        "problem": None,
+        "conversation_problem": None,
+        "reload_url": None,
+        "breadcrumbs": crumbs(
+            ("Conversations", reverse("conversations:list")),
+            (title, reverse("conversations:detail", args=[conversation_id])),
+            ("Members", reverse("conversations:members", args=[conversation_id])),
+            (member.label, None),
+        ),
+    }
+    return render(request, "conversations/member.html", context)
+
+
 @dashboard_view
 def user_detail(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
     form = forms.UserDetailForm(request.GET)
@@ -91,21 +130,29 @@ def user_detail(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
             user_id, page_size=25, cursor=data.get("sessions_cursor") or None
         ),
     )
-    if isinstance(outcomes["user"].error, NotFound):
+    memberships = queries.user_memberships(user_id)
+    if isinstance(outcomes["user"].error, NotFound) and not memberships:
         return not_found(request, "User", user_id)
     user = shown(outcomes["user"])
+    # Known only from the store (the API no longer has the user): the name its events gave.
+    stored_name = next((m.user_name for m in memberships if m.user_name), "")
     conversations = shown(outcomes["conversations"])
     sessions = shown(outcomes["sessions"])
     base = reverse("conversations:user", args=[user_id])
     query = {k: v for k, v in request.GET.items() if k != "backoff"}
     context = {
-        "title": user.label if user else user_id,
+        "title": user.label if user else stored_name or user_id,
         "user_id": user_id,
         "profile": user,
+        "memberships": memberships,
+        "user_from_store": user is None and isinstance(outcomes["user"].error, NotFound),
+        "stored_name": stored_name,
         "conversations": conversations,
         "sessions": sessions,
         "reset_url": base if request.GET else None,
-        "problem": _problem_of(outcomes["user"], "the user"),
+        "problem": None
+        if isinstance(outcomes["user"].error, NotFound)
+        else _problem_of(outcomes["user"], "the user"),
         "conversations_problem": _problem_of(outcomes["conversations"], "the user's conversations"),
         "sessions_problem": _problem_of(outcomes["sessions"], "the user's sessions"),
         "conversations_next_url": cursor_url(
@@ -117,12 +164,18 @@ def user_detail(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
         "sessions_next_url": cursor_url(base, query, "sessions_cursor", sessions, "next_cursor"),
         "sessions_prev_url": cursor_url(base, query, "sessions_cursor", sessions, "prev_cursor"),
         "breadcrumbs": crumbs(
-            ("Users", reverse("conversations:users")), (user.label if user else user_id, None)
+            ("Users", reverse("conversations:users")),
+            (user.label if user else stored_name or user_id, None),
         ),
     }
+    if context["user_from_store"]:
+        # The API's "not found" for its lists of a user it no longer has says nothing new.
+        for key in ("conversations", "sessions"):
+            if isinstance(outcomes[key].error, NotFound):
+                context[f"{key}_problem"] = None
     context |= _reload(request, poll, outcomes)
     others = (outcomes["conversations"], outcomes["sessions"])
-    status = page_status(outcomes["user"], user, others)
+    status = 200 if context["user_from_store"] else page_status(outcomes["user"], user, others)
     response = render(request, "conversations/user.html", context, status=status)
     return mark_degraded(response, any(o.error for o in outcomes.values()))
 

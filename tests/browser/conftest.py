@@ -119,7 +119,7 @@ def log_in(page, base_url: str) -> None:
     page.fill("#id_username", "staff")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/conversations/")
+    page.wait_for_url("**/live/")  # "/" leads to the live board
 
 
 def screenshot(page, name: str) -> Path:

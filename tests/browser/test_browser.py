@@ -37,6 +37,9 @@ def window_survived(page) -> bool:
 
 
 def test_login_list_detail_tabs_and_back(page, dashboard, sandbox):
+    expect(page.locator("#live-board")).to_be_visible()
+    page.click("#user-tools a[href='/conversations/']")
+    page.wait_for_url("**/conversations/")
     expect(page.locator("#result_list tbody tr").first).to_be_visible()
     screenshot(page, "conversation-list")
     conversation = active_conversation(sandbox)
@@ -252,6 +255,7 @@ def test_no_serious_accessibility_violation_on_any_page(browser, dashboard, sand
     conversation = active_conversation(sandbox)
     member = conversation.members[0]
     urls = {
+        "live": "/live/",
         "conversation-list": "/conversations/",
         "conversation-members": f"/conversations/{conversation.id}/",
         "conversation-events": f"/conversations/{conversation.id}/events/",

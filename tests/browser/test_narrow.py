@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in, screenshot
 from tests.browser.test_browser import active_conversation, member_with_avatar
+from tests.store_helpers import api_conversation, membership, webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,6 +55,7 @@ def pages(sandbox):
     # A user with an avatar URL: with remote images off it is shown as text, and must wrap.
     conversation, member = member_with_avatar(sandbox)
     return {
+        "live": "/live/",
         "conversation-events": f"/conversations/{conversation.id}/events/",
         "conversation-members": f"/conversations/{conversation.id}/",
         "conversation-list": "/conversations/",
@@ -79,6 +81,20 @@ def long_avatar_url(sandbox):
 
 
 def test_no_page_is_wider_than_a_narrow_screen(narrow, dashboard, sandbox, long_avatar_url):
+    # A live conversation on the board whose stored names are long unbreakable words.
+    live = "CON-90000000-0000-4000-8000-000000000001"
+    api_conversation(live, "n" * 300, "d" * 300)
+    webhook(
+        membership(
+            live,
+            1,
+            "joined",
+            "MEM-90000000-0000-4000-8000-000000000001",
+            "USR-90000000-0000-4000-8000-000000000001",
+            "u" * 300,
+            "phone",
+        )
+    )
     found = {}
     for name, url in pages(sandbox).items():
         narrow.goto(dashboard.url + url)
