@@ -163,3 +163,33 @@ def test_every_arrival_order_of_a_short_call():
         state = snapshot()
         results.add((tuple(sorted(state["members"].items())), state["live"], state["last"]))
     assert results == {(((ALICE, "JOINED"), (BOB, "LEFT")), True, 6)}
+
+
+def membership(event_id: int, event_type: str, channel: str, name: str) -> dict:
+    body = member_event(event_id, event_type, ALICE, event_id)
+    body["body"]["channel"] = {"type": channel}
+    body["body"]["user"]["name"] = name
+    return body
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_member_details_follow_the_newest_event_whatever_the_order(order):
+    events = [
+        membership(1, "member:invited", "app", "old-name"),
+        membership(2, "member:joined", "phone", "new-name"),
+    ]
+    deliver([events[i] for i in order])
+    member = StoredMember.objects.get()
+    assert (member.state, member.channel_type, member.user_name) == ("JOINED", "phone", "new-name")
+    assert member.invited_at is not None and member.joined_at is not None  # both kept
+
+
+def test_a_full_refresh_never_lowers_the_contiguous_mark():
+    """Retention deletes the oldest events; recomputing must not send the reconciler back to
+    read (and store again) what the retention removed."""
+    deliver(CALL[:5])
+    StoredEvent.objects.filter(event_id__lte=3).delete()
+    conversation = StoredConversation.objects.get()
+    ingest.refresh_conversation(conversation)
+    conversation.refresh_from_db()
+    assert (conversation.contiguous_event_id, conversation.last_event_id) == (5, 5)

@@ -9,6 +9,8 @@ the conversation, so it follows the highest event id applied, whatever the order
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from conversations.schema import parse_time
 
 from .models import Application, StoredConversation, StoredEvent, StoredMember, WebhookReceipt
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MEMBER_STATES = {"member:invited": "INVITED", "member:joined": "JOINED", "member:left": "LEFT"}
 MAX_TYPE_LENGTH = 100
 MAX_EVENT_ID = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
@@ -39,7 +42,7 @@ DERIVED_FIELDS = [
 
 
 class BadEvent(ValueError):
-    """An event body whose fields cannot be trusted enough to store (answered 400)."""
+    """An event body whose fields cannot be trusted enough to store as a conversation's event."""
 
 
 class Replay(Exception):
@@ -53,6 +56,11 @@ class EventFields:
     type: str
     from_member: str
     timestamp: dt.datetime | None
+
+    @property
+    def in_conversation(self) -> bool:
+        """An event of a conversation, with its id there: what the store orders and dedupes."""
+        return bool(self.conversation_id) and self.event_id is not None
 
 
 def event_fields(body: dict[str, Any]) -> EventFields:
@@ -75,8 +83,6 @@ def event_fields(body: dict[str, Any]) -> EventFields:
             raise BadEvent("id is not an integer") from None
         if not 0 < event_id <= MAX_EVENT_ID:
             raise BadEvent("id is out of range")
-    if bool(conversation_id) != (event_id is not None):
-        raise BadEvent("an event has both a conversation_id and an id, or neither")
     sender = body.get("from")
     return EventFields(
         conversation_id=ids.canonical(conversation_id) if conversation_id else "",
@@ -93,11 +99,13 @@ _applications: dict[str, Application] = {}
 
 
 def storable(value: Any) -> Any:
-    """The value with every NUL character replaced by U+FFFD: PostgreSQL stores NUL in neither
-    text nor jsonb, and one hostile string must not make a delivery fail for ever (a 5xx makes
-    Vonage retry the same body)."""
+    """The value as PostgreSQL can store it in text and jsonb: NUL characters and lone surrogates
+    (half an emoji) replaced by U+FFFD, NaN and infinities by None. One hostile string must not
+    make a delivery fail for ever (a 5xx makes Vonage retry the same body)."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+        return _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {storable(key): storable(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -122,21 +130,26 @@ def store_webhook(app: Application, jti: str, body: dict[str, Any]) -> bool:
     """Store one verified webhook: its receipt and, when it is a conversation event, the event.
 
     All or nothing, in one transaction. Returns True when the event was new. Raises Replay when
-    the jti was accepted before (nothing stored), BadEvent for an untrustworthy body.
+    the jti was accepted before (nothing stored). A verified body that is no event the store can
+    place (no id, an id that is no number, an unknown shape) is kept as a receipt: Vonage sent it,
+    and a refusal would lose it for good.
     """
     body = storable(body)
-    fields = event_fields(body)
+    try:
+        fields: EventFields | None = event_fields(body)
+    except BadEvent:
+        fields = None  # authentic, but no event the store can place: kept as a receipt only
     with transaction.atomic():
         stored = 0
-        if fields.conversation_id:
+        if fields is not None and fields.in_conversation:
             stored = _store(app, fields.conversation_id, [(fields, body)], StoredEvent.WEBHOOK)
         try:
             WebhookReceipt.objects.create(
                 application=app,
                 jti=jti,
-                type=fields.type,
-                conversation_vonage_id=fields.conversation_id,
-                event_id=fields.event_id,
+                type=_short_text(body.get("type"), MAX_TYPE_LENGTH),
+                conversation_vonage_id=fields.conversation_id if fields else "",
+                event_id=fields.event_id if fields else None,
                 # A new event's row holds its body: the receipt keeps no second copy.
                 body=None if stored else body,
                 stored=bool(stored),
@@ -145,6 +158,10 @@ def store_webhook(app: Application, jti: str, body: dict[str, Any]) -> bool:
             # No savepoint needed: leaving the atomic block with Replay undoes the event too.
             raise Replay(jti) from None
         return bool(stored)
+
+
+def _short_text(value: Any, length: int) -> str:
+    return value[:length] if isinstance(value, str) else ""
 
 
 def store_events(
@@ -161,7 +178,7 @@ def store_events(
             fields = event_fields({"conversation_id": conversation_id, **body})
         except BadEvent:
             continue
-        if fields.conversation_id == conversation_id and fields.event_id is not None:
+        if fields.in_conversation and fields.conversation_id == conversation_id:
             parsed.append((fields, body))
     with transaction.atomic():
         return _store(app, conversation_id, parsed, source)
@@ -233,8 +250,9 @@ def _apply_members(
         member, _ = StoredMember.objects.get_or_create(
             conversation=conversation, vonage_id=ids.canonical(member_id)
         )
-        _fill_member(member, payload)
-        if fields.event_id > member.state_event_id:
+        newer = fields.event_id > member.state_event_id
+        _fill_member(member, payload, overwrite=newer)
+        if newer:
             member.state = state
             member.state_event_id = fields.event_id
         member.save()
@@ -242,23 +260,25 @@ def _apply_members(
     return changed
 
 
-def _fill_member(member: StoredMember, payload: dict[str, Any]) -> None:
-    """What any membership event body says about the member (kept when a later one omits it)."""
+def _fill_member(member: StoredMember, payload: dict[str, Any], *, overwrite: bool) -> None:
+    """What a membership event body says about the member. The newest event (by id) wins; an
+    older one arriving late only fills what is still unknown, so arrival order never matters."""
+
+    def put(field: str, value: Any) -> None:
+        if value and (overwrite or not getattr(member, field)):
+            setattr(member, field, value)
+
     user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
     if ids.is_valid("user", user.get("id")):
-        member.user_id = ids.canonical(user["id"])
-    if isinstance(user.get("name"), str) and user["name"]:
-        member.user_name = user["name"][:1000]
+        put("user_id", ids.canonical(user["id"]))
+    put("user_name", _short_text(user.get("name"), 1000))
     channel = payload.get("channel")
     if isinstance(channel, dict) and channel:
-        member.channel = channel
-        if isinstance(channel.get("type"), str):
-            member.channel_type = channel["type"][:40]
+        put("channel", channel)
+        put("channel_type", _short_text(channel.get("type"), 40))
     stamps = payload.get("timestamp") if isinstance(payload.get("timestamp"), dict) else {}
     for key in ("invited", "joined", "left"):
-        when = parse_time(stamps.get(key))
-        if when is not None:
-            setattr(member, f"{key}_at", when)
+        put(f"{key}_at", parse_time(stamps.get(key)))
 
 
 def _advance(
@@ -336,7 +356,8 @@ def refresh_conversation(conversation: StoredConversation) -> None:
         conversation.last_event_id = newest["event_id"]
         conversation.last_event_type = newest["type"]
         conversation.last_event_at = newest["timestamp"] or conversation.last_event_at
-    conversation.contiguous_event_id = 0
+    # Walked on from where it is, never back from 0: ids below it may have been deleted by the
+    # retention since, and must not be read from the API again.
     _walk_contiguous(conversation, set())
     if conversation.started_at is None:
         conversation.started_at = (

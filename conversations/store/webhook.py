@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -95,12 +96,16 @@ class Verifier:
             raise Refused(401, "payload_hash does not match the body") from None
         for ascii_only in (False, True):
             compact = json.dumps(parsed, separators=(",", ":"), ensure_ascii=ascii_only)
-            if hmac.compare_digest(hashlib.sha256(compact.encode()).hexdigest(), claimed):
+            # surrogatepass: a lone surrogate (half an emoji) in the body must not be a 500.
+            digest = hashlib.sha256(compact.encode("utf-8", "surrogatepass")).hexdigest()
+            if hmac.compare_digest(digest, claimed):
                 return
         raise Refused(401, "payload_hash does not match the body")
 
     def _check_time(self, issued: Any, now: float) -> None:
         if isinstance(issued, bool) or not isinstance(issued, int | float):
+            raise Refused(401, "no iat")
+        if not math.isfinite(issued):  # NaN would pass any comparison below
             raise Refused(401, "no iat")
         if abs(now - issued) > self.max_age_seconds:
             raise Refused(401, "iat is outside the accepted window")

@@ -1,8 +1,9 @@
 """`POST /webhooks/rtc`: Vonage's signed RTC event webhooks into the event store.
 
 No login and no CSRF (Vonage is the caller): trust comes from the signature (store/webhook.py).
-Answers: 200 when accepted (a duplicate event too: it is a no-op), 401 when the request is not a
-trustworthy webhook, 400 when its body is not an event, 413 past 1 MiB. Nothing is stored on a 4xx.
+Answers: 200 when accepted (a duplicate event too: it is a no-op; a verified body that is no event
+the store can place is kept as a receipt), 401 when the request is not a trustworthy webhook, 400
+when its body is not a JSON object, 413 past 1 MiB. Nothing is stored on a 4xx.
 A database that fails answers 503 (conversations.middleware), so that Vonage retries; the
 transaction leaves nothing half-stored, and the reconciler reads any gap later.
 """
@@ -51,9 +52,6 @@ def rtc_webhook(request: HttpRequest) -> JsonResponse:
     except Refused as refusal:
         logger.warning("webhook refused: %s %s", refusal.status, refusal.reason)
         return JsonResponse({"error": refusal.reason}, status=refusal.status)
-    except ingest.BadEvent as bad:
-        logger.warning("webhook refused: 400 %s", bad)
-        return JsonResponse({"error": str(bad)}, status=400)
     except ingest.Replay:
         logger.warning("webhook refused: 401 replayed jti")
         return JsonResponse({"error": "this request was accepted before"}, status=401)
