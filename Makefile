@@ -18,7 +18,7 @@ help:
 	@echo "make run    - the dashboard on http://127.0.0.1:$(PORT)/ (on the sandbox unless Vonage is configured)"
 	@echo "make test   - install what the tests need, lint, and run the whole suite"
 	@echo "make serve  - the Procfile's processes, production-like: gunicorn and the worker (needs SECRET_KEY and Vonage settings)"
-	@echo "make bench  - the benchmark (gunicorn + sandbox with injected latency)"
+	@echo "make bench  - the benchmark (gunicorn + sandbox with injected latency; webhook ingestion on PostgreSQL)"
 
 $(VENV)/.runtime: requirements.txt
 	@test -n "$(PYTHON_FOR_VENV)" || { echo "Python >= 3.12 is required (Django 6.1). Install it, e.g. with pyenv." >&2; exit 1; }

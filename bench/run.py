@@ -6,23 +6,31 @@
    shared by the workers), migrated, static files collected, a staff user created.
 2. Simulated staff (threads, one `requests.Session` each, logged in through /login/) run the
    scenarios below; upstream calls come from the sandbox's /_sandbox/stats deltas.
+   Then the event store (issue 9): `manage.py backfill` fills it as a first start does, and
+   stored conversations' pages are opened cold and warm; the sandbox then signs and POSTs a
+   webhook of every event it creates to /webhooks/rtc, and 50 viewers watch a conversation the
+   store knows from those webhooks alone (its upstream calls: no worker runs, all are viewers').
+   Last, with that stack stopped, bench/ingest.py's webhook ingestion on PostgreSQL (skipped,
+   and said so, when PostgreSQL does not answer; or with --no-ingest).
 3. One table of targets with the measured value and PASS/MISS, then the details; the same as
    Markdown in bench-results/results.md (with the raw figures in results.json).
 Everything started is stopped at the end, on errors and on Ctrl-C.
 
-    make bench                          # about 2 minutes
-    make bench BENCH_ARGS=--quick       # about 1 minute
+    make bench                          # about 4 minutes
+    make bench BENCH_ARGS=--quick       # about 2.5 minutes
     make bench BENCH_ARGS="--latency-ms 200 --cache database"
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import random
+import secrets
 import signal
 import sys
 import threading
@@ -34,7 +42,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import load, report
+import psycopg
+
+from bench import ingest, load, report
 from bench.stack import ROOT, STAFF_USERNAME, Stack, StackError, redis_available
 
 REFRESH_SECONDS = 5.0  # the dashboard's DASHBOARD_REFRESH_SECONDS default
@@ -69,6 +79,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--output", type=Path, default=ROOT / "bench-results", help="where results go")
     add("--env", action="append", default=[], metavar="NAME=VALUE",
         help="a setting for the dashboard, e.g. UPSTREAM_CACHE_SECONDS=3 (repeatable)")  # fmt: skip
+    add("--stored", type=int, default=None,
+        help="stored conversations whose pages are opened cold and warm (20; quick 8)")  # fmt: skip
+    add("--backfill-days", type=float, default=31,
+        help="`manage.py backfill --days` that fills the store before the stored phases (31: "
+        "the sandbox's whole seeded history)")  # fmt: skip
+    add("--feed-every", type=float, default=2.0,
+        help="a new event in the webhook-fed conversation every this many s while it is "
+        "watched (2)")  # fmt: skip
+    add("--no-ingest", action="store_true", help="skip the webhook ingestion phase")
+    add("--ingest-seconds", type=float, default=None, help="ingestion phase, s (15; quick 5)")
+    add("--ingest-senders", type=int, default=16, help="concurrent webhook senders (16)")
+    add("--ingest-database", default="dashboard_bench",
+        help="PostgreSQL database of the ingestion phase, dropped and created")  # fmt: skip
+    add("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL admin connection for the ingestion phase")  # fmt: skip
     add("--keep-logs", action="store_true", help="keep the temporary directory and its logs")
     add("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -77,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "seconds": (15.0, 4.0),
         "visits": (100, 20),
         "events_rounds": (20, 6),
+        "stored": (20, 8),
+        "ingest_seconds": (15.0, 5.0),
     }
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
@@ -277,13 +304,20 @@ def phase_polling(
     staff: list[load.Staff],
     conversation_id: str,
     tab: str,
+    what: str = "one live conversation",
 ) -> dict[str, Any]:
+    """`tab` "events" or "members", or "mixed": every other viewer on each."""
+    shown = "Events or Members" if tab == "mixed" else tab
     log(
-        f"polling: {args.viewers} viewers with the {tab} tab of one live conversation open, "
+        f"polling: {args.viewers} viewers with the {shown} tab of {what} open, "
         f"both panels every {args.interval:g} s for {args.poll_seconds:g} s"
     )
     stack.flush_cache()
-    kinds = ("events-poll" if tab == "events" else "members-poll", "header-poll")
+    kinds = {
+        "events": ("events-poll", "header-poll"),
+        "members": ("members-poll", "header-poll"),
+        "mixed": ("events-poll", "members-poll", "header-poll"),
+    }[tab]
     polls_before = sum(len(rec.samples[kind]) for kind in kinds)
     viewers = []
     for i in range(args.viewers):
@@ -299,7 +333,7 @@ def phase_polling(
         load.viewer(
             viewers[i],
             conversation_id,
-            tab=tab,
+            tab=("events", "members")[i % 2] if tab == "mixed" else tab,
             opened=opened,
             started=started,
             until=until,
@@ -342,6 +376,155 @@ def phase_polling(
             short_endpoint(k): v * 60 / window for k, v in upstream["by_endpoint"].items()
         },
     }
+
+
+def phase_stored(
+    args: argparse.Namespace, stack: Stack, rec: load.Recorder, staff: list[load.Staff], world: dict
+) -> dict[str, Any]:
+    """Pages of conversations the store holds, filled as a new install fills it (backfill)."""
+    log(
+        f"stored: filling the store as a first start does: manage.py backfill --days "
+        f"{args.backfill_days:g} (upstream latency off while it reads)"
+    )
+    stack.set_latency(0)
+    began = time.monotonic()
+    try:
+        said = stack.manage("backfill", "--days", f"{args.backfill_days:g}").strip()
+    finally:
+        stack.set_latency(args.latency_ms)
+    backfill_seconds = time.monotonic() - began
+    log(f"stored: {said} ({backfill_seconds:.0f} s)")
+    # The conversations the staff phase opened through the API, now in the store.
+    conversations = world["cold"][: args.stored]
+    how = "the cache flushed before each" if stack.cache == "redis" else "first open after backfill"
+    log(
+        f"stored: detail page and Events tab of {len(conversations)} stored conversations, cold "
+        f"({how}) then warm, and the {world['big_events']:,}-event one's Events tab"
+    )
+    for i, browser in enumerate(staff):  # both workers compile the stored pages' templates
+        cid = world["warmup"][i % len(world["warmup"])]
+        browser.get("warmup", f"/conversations/{cid}/")
+        browser.get("warmup", f"/conversations/{cid}/events/")
+    browser = staff[0]
+    before = stack.upstream_stats()
+    from_store = 0
+    for cid in conversations:
+        for kind, path in (
+            ("stored-detail", f"/conversations/{cid}/"),
+            ("stored-events", f"/conversations/{cid}/events/"),
+        ):
+            stack.flush_cache()
+            answer = browser.get(f"{kind}-cold", path)
+            from_store += answer is not None and "From the event store" in answer.text
+            browser.get(f"{kind}-warm", path)
+    for _ in range(max(2, args.events_rounds // 4)):
+        stack.flush_cache()
+        browser.get("stored-events-big-cold", f"/conversations/{world['big']}/events/")
+        browser.get("stored-events-big-warm", f"/conversations/{world['big']}/events/")
+    upstream = upstream_delta(before, stack.upstream_stats())
+    if not from_store:
+        raise load.BenchError("no stored page said it reads the event store: was it filled?")
+    return {
+        "backfill": said,
+        "backfill_seconds": backfill_seconds,
+        "conversations": len(conversations),
+        "cold_how": how,
+        "from_store": from_store,
+        "pages": 2 * len(conversations),
+        "upstream": upstream,
+    }
+
+
+def phase_fed(
+    args: argparse.Namespace, stack: Stack, rec: load.Recorder, staff: list[load.Staff]
+) -> dict[str, Any]:
+    """50 viewers of a conversation the store learns of from webhooks alone, while it is live.
+
+    The sandbox signs and POSTs every event it creates to /webhooks/rtc (as Vonage does to an
+    application's event_url); a conversation created now exists in the store only through them.
+    A new event arrives every --feed-every s while the viewers watch, so their polls find news.
+    No worker runs in the bench: every upstream call counted is a viewer's.
+    """
+    stack.webhooks(url=f"{stack.dashboard_url}/webhooks/rtc")
+    created = stack.sandbox(
+        "POST", "/_sandbox/conversations", json={"name": "bench-webhook-fed", "members": 4}
+    )
+    cid = created["id"]
+    members = [
+        m["id"]
+        for m in embedded(stack.api(f"/v1/conversations/{cid}/members"), "members")
+        if m.get("state") == "JOINED"
+    ]
+    stack.wait_webhooks()
+    page = staff[0].get("warmup", f"/conversations/{cid}/events/")
+    if page is None or "From the event store" not in page.text:
+        raise load.BenchError(
+            f"the webhook-fed conversation {cid} is not read from the store "
+            f"(webhooks: {stack.webhooks()['stats']})"
+        )
+    stop = threading.Event()
+    fed: list[int] = []
+
+    def feed() -> None:
+        n = 0
+        while not stop.wait(args.feed_every):
+            n += 1
+            body = {"message_type": "text", "text": f"bench message {n}"}
+            sender = {"from": members[n % len(members)]} if members else {}
+            with contextlib.suppress(Exception):  # a failed injection only means less news
+                stack.sandbox(
+                    "POST",
+                    f"/_sandbox/conversations/{cid}/events",
+                    json={"type": "message", "body": body} | sender,
+                )
+                fed.append(n)
+
+    feeder = threading.Thread(target=feed, name="feeder", daemon=True)
+    feeder.start()
+    fed_rec = load.Recorder()
+    try:
+        result = phase_polling(
+            args, stack, fed_rec, staff, cid, "mixed", what="a webhook-fed conversation"
+        )
+    finally:
+        stop.set()
+        feeder.join()
+    hooks = stack.wait_webhooks()
+    for kind, values in fed_rec.samples.items():  # filed under their own names in the tables
+        for value in values:
+            rec.samples[f"fed-{kind}"].append(value)
+        rec.statuses[f"fed-{kind}"].update(fed_rec.statuses[kind])
+    news = fed_rec.statuses["events-poll"].get("200", 0)
+    return result | {
+        "conversation": cid,
+        "events_fed": len(fed),
+        "webhooks": hooks,
+        "events_polls_with_news": news,
+    }
+
+
+def phase_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/ingest.py's measurement, on its own gunicorn and PostgreSQL database, after the
+    main stack has stopped (so the two do not share the CPU)."""
+    reason = ingest.postgres_available(args.postgres)
+    if reason is not None:
+        log(f"ingest: skipped, PostgreSQL does not answer at {args.postgres}: {reason}")
+        return {"skipped": f"PostgreSQL does not answer at {args.postgres} ({reason})"}
+    ingest_args = ingest.parse_args(
+        [
+            *("--seconds", f"{args.ingest_seconds:g}"),
+            *("--senders", str(args.ingest_senders)),
+            *("--workers", str(args.workers)),
+            *("--threads", str(args.gunicorn_threads)),
+            *("--database", args.ingest_database),
+            *("--postgres", args.postgres),
+        ]
+    )
+    try:
+        return ingest.measure(ingest_args, log=log)
+    except (StackError, psycopg.Error) as exc:
+        log(f"ingest: failed: {exc}")
+        return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
 
 
 # --- the tables
@@ -443,6 +626,9 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
         ]
     )
 
+    rows += stored_targets(args, r)
+    rows += ingest_targets(r["ingest"])
+
     detail_rows = []
     labels = {
         "healthz": "/healthz (baseline: bare JsonResponse, no DB, no login)",
@@ -461,6 +647,17 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
         "members-load": "viewers: members panel's first load (each member's record)",
         "members-poll": "viewers: members panel refresh (/members/panel/)",
         "header-poll": "viewers: header poll (/header/)",
+        "stored-detail-cold": "stored: detail page, cold",
+        "stored-detail-warm": "stored: detail page, again",
+        "stored-events-cold": "stored: events tab, cold",
+        "stored-events-warm": "stored: events tab, again",
+        "stored-events-big-cold": "stored: events tab of the big conversation, cold",
+        "stored-events-big-warm": "stored: events tab of the big conversation, again",
+        "fed-viewer-open": "webhook-fed: events or members tab opened",
+        "fed-events-poll": "webhook-fed: events poll",
+        "fed-members-load": "webhook-fed: members panel's first load",
+        "fed-members-poll": "webhook-fed: members panel refresh",
+        "fed-header-poll": "webhook-fed: header poll",
     }
     rps = {
         "healthz": t["healthz_rps"],
@@ -480,6 +677,20 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
                 report.ms(report.percentile(values, 99)),
                 f"{rps[kind]:.0f}" if kind in rps else "",
                 statuses,
+            ]
+        )
+
+    ing = r["ingest"]
+    if "skipped" not in ing:
+        detail_rows.append(
+            [
+                "ingest: signed webhook POST /webhooks/rtc (PostgreSQL)",
+                str(ing["requests"]),
+                report.ms(ing["p50"]),
+                report.ms(report.percentile(ing["latencies"], 95)),
+                report.ms(ing["p99"]),
+                f"{ing['rate']:.0f}",
+                ", ".join(f"{k} x{v}" for k, v in ing["statuses"].items()),
             ]
         )
 
@@ -531,12 +742,116 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
             if jwt_seen is not None
             else "not available from this sandbox",
         ],
+        *stored_figures(args, r),
         [
             "Memory per worker now (VmRSS)",
             " / ".join(f"{m['rss_mb']:.0f} MB" for m in memory) or "-",
         ],
     ]
     return {"targets": rows, "details": detail_rows, "figures": figures}
+
+
+STORED_TARGET_SECONDS = 0.025
+
+
+def stored_targets(args: argparse.Namespace, r: dict[str, Any]) -> list[list[str]]:
+    s = r["recorder"].samples
+    stored, fed = r["stored"], r["fed"]
+    rows = []
+    for kind, what in (("stored-detail", "Detail page"), ("stored-events", "Events tab")):
+        p50 = report.percentile(s[f"{kind}-cold"], 50)
+        warm = report.percentile(s[f"{kind}-warm"], 50)
+        rows.append(
+            [
+                f"{what} of a stored conversation, p50 cold ({stored['cold_how']}; "
+                f"{stored['conversations']} conversations, {args.latency_ms} ms upstream latency)",
+                f"< {report.ms(STORED_TARGET_SECONDS)}",
+                f"{report.ms(p50)} (again: {report.ms(warm)})",
+                verdict(p50 < STORED_TARGET_SECONDS),
+            ]
+        )
+    breakdown = ", ".join(f"{k} {v:.0f}" for k, v in fed["per_minute_by_endpoint"].items())
+    rows.append(
+        [
+            f"{args.viewers} viewers of a webhook-fed live conversation (Events or Members tab "
+            f"and header, every {args.interval:g} s for {fed['window']:.0f} s; a new event every "
+            f"{args.feed_every:g} s): upstream calls a minute (no worker runs: all are viewers')",
+            "0 (the reconciler's only)",
+            f"{fed['per_minute']:.0f}" + (f" ({breakdown})" if breakdown else ""),
+            verdict(fed["upstream"]["requests"] == 0),
+        ]
+    )
+    return rows
+
+
+def ingest_targets(ing: dict[str, Any]) -> list[list[str]]:
+    names = (
+        "Webhook ingestion on PostgreSQL: signed webhooks/s sustained",
+        "Webhook ingestion latency p99 (p50)",
+        "Webhook ingestion: accepted events lost or doubled",
+    )
+    targets = (f">= {ingest.TARGET_PER_SECOND}", f"< {report.ms(ingest.TARGET_P99_SECONDS)}", "0")
+    if "skipped" in ing:
+        return [
+            [n, t, f"skipped: {ing['skipped']}", "SKIP"]
+            for n, t in zip(names, targets, strict=True)
+        ]
+    ok = ingest.passed(ing)
+    return [
+        [
+            f"{names[0]} ({ing['senders']} senders, {ing['seconds']:.0f} s)",
+            targets[0],
+            f"{ing['rate']:.0f}",
+            verdict(ok["rate"]),
+        ],
+        [
+            names[1],
+            targets[1],
+            f"{report.ms(ing['p99'])} ({report.ms(ing['p50'])})",
+            verdict(ok["p99"]),
+        ],
+        [
+            names[2],
+            targets[2],
+            f"{ing['missing']} lost, {ing['doubled']} doubled ("
+            + ", ".join(f"{k}: {v}" for k, v in ing["statuses"].items())
+            + ")",
+            verdict(ok["intact"]),
+        ],
+    ]
+
+
+def stored_figures(args: argparse.Namespace, r: dict[str, Any]) -> list[list[str]]:
+    stored, fed = r["stored"], r["fed"]
+    hooks = fed["webhooks"]
+    rows = [
+        [
+            "Store filled by `manage.py backfill` (latency off)",
+            f"{stored['backfill']} ({stored['backfill_seconds']:.0f} s)",
+        ],
+        [
+            "Upstream calls while opening stored pages",
+            f"{stored['upstream']['requests']} for {stored['pages']} pages "
+            f"({stored['from_store']} said they read the event store)",
+        ],
+        [
+            "Webhook-fed conversation",
+            f"{fed['conversation']}: {fed['events_fed']} events added while watched; the "
+            f"sandbox sent {hooks.get('sent', 0)} webhooks, {hooks.get('delivered', 0)} "
+            f"delivered, {hooks.get('rejected', 0)} rejected, {hooks.get('failed', 0)} failed; "
+            f"{fed['events_polls_with_news']} events polls found news ({fed['polls']} polls)",
+        ],
+    ]
+    ing = r["ingest"]
+    if "skipped" not in ing:
+        rows.append(
+            [
+                "Webhook ingestion (PostgreSQL database " + ing["database"] + ")",
+                f"{ing['requests']} requests in {ing['seconds']:.1f} s; events stored "
+                f"{ing['stored']}, distinct {ing['distinct']}",
+            ]
+        )
+    return rows
 
 
 TARGET_HEADERS = ("Scenario", "Target", "Measured", "Result")
@@ -597,6 +912,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.gunicorn_threads,
         keep_logs=args.keep_logs,
         extra_env=args.extra_env,
+        webhook_secret=secrets.token_urlsafe(32),
     )
     results: dict[str, Any] = {}
     rec = load.Recorder()
@@ -625,11 +941,18 @@ def main(argv: list[str] | None = None) -> int:
         results["events"] = phase_events(args, stack, rec, staff[0], world)
         results["polling"] = phase_polling(args, stack, rec, staff, world["poll"], "events")
         results["members"] = phase_polling(args, stack, rec, staff, world["crowded"], "members")
+        # The store is filled from here on: the phases above measure pages read from the API.
+        results["stored"] = phase_stored(args, stack, rec, staff, world)
+        results["fed"] = phase_fed(args, stack, rec, staff)
         results["memory"] = stack.worker_memory()
         results["upstream_total"] = upstream_delta(discovered, stack.upstream_stats())
         results["upstream_total"]["jwt_ids_seen"] = stack.upstream_stats().get("jwt_ids_seen")
         results["world"] = world
         results["recorder"] = rec
+        for browser in staff:
+            browser.close()
+        stack.close()
+        results["ingest"] = {"skipped": "--no-ingest"} if args.no_ingest else phase_ingest(args)
         tables = build_tables(args, stack, results)
         setup = describe_setup(args, stack, world)
     except KeyboardInterrupt:
@@ -662,6 +985,7 @@ def main(argv: list[str] | None = None) -> int:
         + "\n"
     )
     raw = {k: v for k, v in results.items() if k != "recorder"}
+    raw["ingest"] = {k: v for k, v in results["ingest"].items() if k != "latencies"}
     raw["samples_ms"] = {k: [round(x * 1000, 2) for x in v] for k, v in rec.samples.items()}
     raw["statuses"] = {k: dict(v) for k, v in rec.statuses.items()}
     (args.output / "results.json").write_text(json.dumps(raw, indent=1, default=str))

@@ -61,6 +61,10 @@ class Stack:
     threads: int = 8
     keep_logs: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # With a secret, the sandbox signs a webhook of every event it creates (once a URL is set
+    # with `webhooks()`), and the dashboard verifies them: a webhook-fed store, as in production.
+    webhook_secret: str = ""
+    webhook_api_key: str = "benchkey"
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dashboard-bench-")))
     sandbox_url: str = ""
     dashboard_url: str = ""
@@ -134,9 +138,18 @@ class Stack:
             "--activity-interval",
             "0",
         ]
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")
+        }  # the webhook settings below, never the caller's
+        if self.webhook_secret:
+            env |= {
+                "SANDBOX_SIGNATURE_SECRET": self.webhook_secret,
+                "SANDBOX_API_KEY": self.webhook_api_key,
+            }
         self._sandbox = subprocess.Popen(
             args,
             cwd=ROOT,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=self._sandbox_log,
             text=True,
@@ -188,8 +201,18 @@ class Stack:
                 "VONAGE_API_BASE_URL": self.sandbox_url,
                 "DATABASE_URL": f"sqlite:///{self.tmp / 'bench.sqlite3'}",
                 "CACHE_URL": cache_url,
+                # huey's queue (nothing consumes it in the bench) stays out of the checkout.
+                "QUEUE_PATH": str(self.tmp / "queue.sqlite3"),
                 "PYTHONUNBUFFERED": "1",
             }
+            | (
+                {
+                    "VONAGE_SIGNATURE_SECRET": self.webhook_secret,
+                    "VONAGE_API_KEY": self.webhook_api_key,
+                }
+                if self.webhook_secret
+                else {}
+            )
             | self.extra_env
         )
 
@@ -222,13 +245,18 @@ class Stack:
             time.sleep(0.2)
         raise StackError(f"gunicorn did not answer within 60 s; see {self.tmp / 'gunicorn.log'}")
 
-    def _run(self, args: list[str], env: dict[str, str] | None = None, what: str = "") -> None:
+    def _run(self, args: list[str], env: dict[str, str] | None = None, what: str = "") -> str:
         done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise StackError(
                 f"{what or ' '.join(args[1:4])} failed ({done.returncode}):\n"
                 f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
             )
+        return done.stdout
+
+    def manage(self, *args: str) -> str:
+        """A `manage.py` command with the dashboard's settings (e.g. backfill); its stdout."""
+        return self._run([sys.executable, "manage.py", *args], env=self.django_env())
 
     # --- the cache
 
@@ -250,6 +278,21 @@ class Stack:
 
     def upstream_stats(self) -> dict[str, Any]:
         return self.sandbox("GET", "/_sandbox/stats")
+
+    def webhooks(self, **settings: Any) -> dict[str, Any]:
+        """The sandbox's webhook settings and counters, after applying `settings` (if any)."""
+        if settings:
+            return self.sandbox("PUT", "/_sandbox/webhooks", json=settings)
+        return self.sandbox("GET", "/_sandbox/webhooks")
+
+    def wait_webhooks(self, timeout: float = 30) -> dict[str, Any]:
+        """Wait until every webhook the sandbox accepted was sent (or dropped); its counters."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.webhooks()["stats"]
+            if not stats.get("pending") or time.monotonic() > deadline:
+                return stats
+            time.sleep(0.05)
 
     def set_latency(self, ms: int) -> None:
         self.sandbox("PUT", "/_sandbox/faults", json={"latency_ms": ms})
