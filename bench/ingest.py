@@ -207,7 +207,11 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = print) -> dic
         send(url, work[:200], 2.0, 4)  # warm up both workers and their connections
         work = work[200:]
         log(f"ingest: sending signed webhooks for {args.seconds:g} s with {args.senders} senders")
+        cpu = stack.worker_cpu_seconds()
         result = send(url, work, args.seconds, args.senders)
+        # CPU the workers spent per webhook: what bounds the rate on an idle machine, whatever
+        # else shares the cores (the load generator, other processes).
+        cpu = stack.worker_cpu_seconds() - cpu
     finally:
         stack.close()
     # What was accepted, as distinct events (a duplicate is accepted and stored once).
@@ -220,6 +224,7 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = print) -> dic
     latencies = result["latencies"]
     return {
         "database": args.database,
+        "workers": args.workers,
         "seconds": result["elapsed"],
         "senders": args.senders,
         "requests": len(latencies),
@@ -232,6 +237,7 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = print) -> dic
         "doubled": total - distinct,
         "missing": max(0, len(sent_events) + warmup_events - total),
         "latencies": latencies,
+        "cpu_ms": cpu * 1000 / max(len(latencies), 1),
     }
 
 
@@ -263,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             "equal: none doubled",
         ],
         ["accepted events missing", str(figures["missing"]), "0"],
+        ["gunicorn workers' CPU per webhook", f"{figures['cpu_ms']:.2f} ms", ""],
     ]
     print()
     print(text_table(["webhook ingestion (PostgreSQL)", "measured", "target"], rows))

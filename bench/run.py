@@ -846,7 +846,10 @@ def stored_figures(args: argparse.Namespace, r: dict[str, Any]) -> list[list[str
             [
                 "Webhook ingestion (PostgreSQL database " + ing["database"] + ")",
                 f"{ing['requests']} requests in {ing['seconds']:.1f} s; events stored "
-                f"{ing['stored']}, distinct {ing['distinct']}",
+                f"{ing['stored']}, distinct {ing['distinct']}; gunicorn workers' CPU "
+                f"{ing['cpu_ms']:.2f} ms per webhook (so at most "
+                f"{ing['workers'] * 1000 / max(ing['cpu_ms'], 0.01):.0f}/s on {ing['workers']} "
+                "idle cores)",
             ]
         )
     return rows
