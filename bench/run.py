@@ -737,7 +737,9 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
                 f"{jwt_seen - stack.tokens_minted} over the run "
                 f"({r['upstream_total']['requests']} upstream calls by the dashboard; "
                 f"{args.workers} workers, "
-                f"TTL {JWT_TTL_SECONDS} s: one per worker per ~{JWT_TTL_SECONDS - 60} s)"
+                f"TTL {JWT_TTL_SECONDS} s: one per worker per ~{JWT_TTL_SECONDS - 60} s; "
+                "the backfill command, a process of its own, signs one more and its reads "
+                "are counted)"
             )
             if jwt_seen is not None
             else "not available from this sandbox",
@@ -868,7 +870,9 @@ def describe_setup(args: argparse.Namespace, stack: Stack, world: dict[str, Any]
     )
     return (
         f"upstream latency {args.latency_ms} ms; gunicorn {args.workers} gthread workers x "
-        f"{args.gunicorn_threads} threads; cache {cache}; DEBUG off; SQLite; "
+        f"{args.gunicorn_threads} threads; cache {cache}; DEBUG off; SQLite; the sandbox "
+        "signs and POSTs its new events to /webhooks/rtc in the webhook-fed phase; ingestion "
+        + ("skipped; " if args.no_ingest else f"on PostgreSQL ({args.ingest_database}); ")
         + "".join(f"{k}={v}; " for k, v in args.extra_env.items())
         + f"{os.cpu_count()} CPUs; Python {platform.python_version()}; "
         f"sandbox seed 42, big {world['big']}, small {world['small']}, polled {world['poll']}"
