@@ -219,13 +219,19 @@ def _store(
         )
         for fields, body in events
     ]
-    existing = set(
-        StoredEvent.objects.filter(
-            conversation=conversation, event_id__in=[row.event_id for row in rows]
-        ).values_list("event_id", flat=True)
-    )
-    # Under the conversation's row lock nobody else inserts its events, so what is not there yet
-    # is new; ignore_conflicts still guards a batch that repeats an id.
+    # Under the conversation's row lock nobody else inserts its events, so the row tells most of
+    # what is stored without a query: every id up to the contiguous mark is (or was, before the
+    # retention: not to be stored again), none above the newest is. Only ids in a gap between
+    # the two need a look. (ignore_conflicts still guards a batch that repeats an id.)
+    contiguous, newest = conversation.contiguous_event_id, conversation.last_event_id
+    existing = {row.event_id for row in rows if row.event_id <= contiguous}
+    unsure = [row.event_id for row in rows if contiguous < row.event_id <= newest]
+    if unsure:
+        existing |= set(
+            StoredEvent.objects.filter(conversation=conversation, event_id__in=unsure).values_list(
+                "event_id", flat=True
+            )
+        )
     new = [row for row in rows if row.event_id not in existing]
     StoredEvent.objects.bulk_create(new, ignore_conflicts=True)
     if new:
