@@ -4,9 +4,11 @@ The client returns `schema` records; the store keeps raw bodies. Events carry th
 conversations and members do not, so they are written back here in the API's own shape (the
 fields `ingest.record_api_conversation` and the member columns read).
 
-Members read from the API fill only what events have not set: a member whose state came from a
-membership event (`state_event_id > 0`) is left alone, since events follow the highest id applied
-and the API's list may be older than the last webhook.
+Members read from the API fill only what newer events have not set. The list is a snapshot as of
+some event id (`as_of`: the conversation's sequence number, or the last stored event id, taken
+before the list was read): a member whose state came from a membership event of that id or later
+is left alone, and a filled member gets `as_of` as its `state_event_id`, so a late webhook of an
+older event cannot undo the API's newer answer, while a newer one still wins.
 """
 
 from __future__ import annotations
@@ -85,9 +87,12 @@ def channel_body(channel: Channel | None) -> dict[str, Any]:
     return body
 
 
-def fill_members(app: Application, conversation_id: str, members: list[Member]) -> int:
-    """Store the API's members that no membership event has described yet; returns how many
-    were filled. The conversation's derived state (live, ended) is then recomputed."""
+def fill_members(
+    app: Application, conversation_id: str, members: list[Member], *, as_of: int = 0
+) -> int:
+    """Store the API's members that no membership event as new as the list (`as_of`) has
+    described; returns how many were filled. The conversation's derived state (live, ended) is
+    then recomputed."""
     filled = 0
     with transaction.atomic():
         conversation = ingest.conversation_row(app, conversation_id)  # locked, like ingestion
@@ -97,9 +102,10 @@ def fill_members(app: Application, conversation_id: str, members: list[Member]) 
             row, _ = StoredMember.objects.get_or_create(
                 conversation=conversation, vonage_id=ids.canonical(member.id)
             )
-            if row.state_event_id > 0:
-                continue  # an event set it: events win
+            if row.state_event_id > 0 and row.state_event_id >= as_of:
+                continue  # an event at least as new as the list set it: events win
             _fill(row, member)
+            row.state_event_id = max(as_of, 0)
             row.save()
             filled += 1
         if filled:

@@ -39,6 +39,9 @@ class StoredConversation(models.Model):
     # Derived from stored events (ingest.refresh_conversation):
     last_event_id = models.IntegerField(default=0)  # the highest stored event id
     contiguous_event_id = models.IntegerField(default=0)  # every id up to this one is stored
+    # The reconciler's: the highest id an ascending API read returned. Ids up to it that are not
+    # stored are holes the API will not fill (deleted events, items the database refused).
+    read_through_event_id = models.IntegerField(default=0)
     last_event_type = models.CharField(max_length=100, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True, db_index=True)
     joined_count = models.IntegerField(default=0)  # members whose latest state is JOINED

@@ -5,19 +5,30 @@ Webhooks are the primary source, and they can be dropped, late or refused. Each 
    little before it since clocks differ) and records them (their events are read in step 2);
    the cursor advances only once the whole list was read, so a failed or killed scan is redone;
 2. for each stored conversation that is live or was active in the last hour, reads the events
-   after `contiguous_event_id`, page by page, each page stored in its own transaction: a killed
-   run keeps what it stored, and `contiguous_event_id` only ever moves over stored events, so the
-   next run reads on from there;
+   after `read_from` (the larger of `contiguous_event_id` and `read_through_event_id`), page by
+   page, each page stored in its own transaction: a killed run keeps what it stored, and the next
+   run reads on from there. `read_through_event_id` is the highest id an ascending API read has
+   returned: an id the API never returns (a deleted event, an item the database refused) is a
+   hole that `contiguous_event_id` never passes, and without it every run would re-read from the
+   hole to the end. A page the database refuses is stored item by item, so one bad event costs
+   only itself;
 3. gives a conversation that ended one final read: the API's answer for it, its remaining events
-   and its members (filling only members no event described; events win);
+   and its members (filling only members no event as new as the list described);
 4. marks a conversation the API answers 404 for as deleted upstream (its history stays).
 
-Several workers on several hosts: a conversation is claimed for a run by a conditional UPDATE of
-its `reconciled_at` (only when older than the lease), so two runs at once never read the same gap:
-the second sees the claim and skips. The lease (half the interval) needs no release: a run killed
-after claiming blocks that conversation until the lease ends, and the next run takes it again.
-The engine's own lock (tasks.py) keeps runs from overlapping in the first place; the claims make
-that a safety net rather than the only guard, and hold for a run started by hand.
+Several workers on several hosts: a conversation is claimed for a run by a conditional UPDATE of its
+`reconciled_at` (only when older than the lease), so two runs at once never read the same gap: the
+second sees the claim and skips. A claim is stamped when it is taken (the run's clock has moved on
+since the run started: a long run must not claim its last conversations with a stamp that is already
+old). A conversation the list scan finds is claimed by creating its row with the stamp: of two runs
+scanning at once, only the one that created the row reads it. The lease (half the interval) needs no
+release: a run killed after claiming blocks that conversation until the lease ends, and the next run
+takes it again. The engine's own lock (tasks.py) keeps runs from overlapping in the first place; the
+claims make that a safety net rather than the only guard, and hold for a run started by hand.
+
+Data the database refuses (DataError: a value PostgreSQL will not store; UnicodeError: a lone
+surrogate, which no driver can encode) is logged and counted per conversation and per list item:
+one such conversation must never stop every run, nor pin the list cursor.
 
 Everything here takes the client and the time as arguments: it runs and is tested without the
 engine.
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,6 +61,8 @@ from . import ingest
 from .api_records import conversation_body, fill_members, is_over
 from .models import Application, StoredConversation, StoredEvent
 
+Clock = Callable[[], dt.datetime]
+
 logger = logging.getLogger("conversations.reconcile")
 
 RECENT = dt.timedelta(hours=1)  # "live or had events in the last hour"
@@ -58,6 +72,8 @@ MAX_PAGES = 10_000  # a paging loop that never ends is the API's bug, not a reas
 
 # Failures that every further read of this run would meet too: the run stops at the first.
 RUN_STOPPERS = (RateLimited, AuthenticationFailed, NotConfigured)
+# Data the database refuses: that item or conversation is skipped (and counted), never the run.
+UNSTORABLE = (DataError, UnicodeError)
 
 
 @dataclass
@@ -90,11 +106,12 @@ def reconcile(
     failed is read again next run. Anything else (a bug, the process being stopped) propagates,
     leaving only whole, stored pages behind."""
     now = now or timezone.now()
+    clock = run_clock(now)
     interval = interval or settings.DASHBOARD_RECONCILE_SECONDS
     report = Report()
     found: set[str] = set()
     try:
-        found = set(scan_new_conversations(app, client, now=now, report=report))
+        found = set(scan_new_conversations(app, client, now=now, report=report, clock=clock))
     except RUN_STOPPERS as exc:
         return _stop(report, "listing conversations", exc)
     except UpstreamError as exc:
@@ -102,8 +119,8 @@ def reconcile(
         logger.warning("reconcile: listing conversations failed: %s", exc)
     lease = dt.timedelta(seconds=max(interval / 2, 1))
     for conversation in candidates(app, now):
-        # One this run has just recorded is its own (the scan stamped it): no claim to take.
-        if conversation.vonage_id not in found and not claim(conversation, now, lease):
+        # One this run's scan created is claimed already (its row was created with the stamp).
+        if conversation.vonage_id not in found and not claim(conversation, clock(), lease):
             report.skipped += 1
             continue
         try:
@@ -116,12 +133,20 @@ def reconcile(
         except UpstreamError as exc:
             report.errors += 1
             logger.warning("reconcile: %s failed: %s", conversation.vonage_id, exc)
-        except DataError as exc:
-            # Data the database refuses (a NUL in a body, on PostgreSQL): that transaction rolled
-            # back whole; one such conversation must not stop every other one, run after run.
+        except UNSTORABLE as exc:
+            # Data the database refuses: that transaction rolled back whole; one such
+            # conversation must not stop every other one, run after run.
             report.errors += 1
             logger.error("reconcile: %s not storable: %s", conversation.vonage_id, exc)
     return report
+
+
+def run_clock(now: dt.datetime) -> Clock:
+    """The run's clock: `now` (the run's start; tests give a later one to stand for a later run)
+    plus the real time elapsed since. In production `now` is timezone.now(): the clock is the
+    current time."""
+    offset = now - timezone.now()
+    return lambda: timezone.now() + offset
 
 
 def _stop(report: Report, what: str, exc: UpstreamError) -> Report:
@@ -143,9 +168,12 @@ def scan_new_conversations(
     now: dt.datetime,
     report: Report,
     since: dt.datetime | None = None,
+    clock: Clock | None = None,
 ) -> list[str]:
     """Record the conversations the API lists as started since the cursor that the store does not
-    know yet; returns their ids. The cursor moves to `now` once every page was read."""
+    know yet; returns the ids of those this run created (and so claimed). The cursor moves to
+    `now` once every page was read, whatever single items the database refused."""
+    clock = clock or timezone.now
     if since is None:
         since = app.listed_until - LIST_OVERLAP if app.listed_until else now - RECENT
     found: list[str] = []
@@ -163,14 +191,19 @@ def scan_new_conversations(
         for conversation_id, item in listed.items():
             if conversation_id in known:
                 continue  # known already (from webhooks, or an earlier scan)
+            # The row is created with this run's claim: a run scanning at the same time finds
+            # it created and leaves it (its claim then fails on the fresh stamp).
+            _, created = StoredConversation.objects.get_or_create(
+                application=app, vonage_id=conversation_id, defaults={"reconciled_at": clock()}
+            )
+            if created:
+                found.append(conversation_id)
             try:
-                recorded = ingest.record_api_conversation(app, conversation_body(item))
-            except DataError as exc:
+                ingest.record_api_conversation(app, conversation_body(item))
+            except UNSTORABLE as exc:
+                # Its name or another field: the row stays (its events are still read).
                 report.errors += 1
                 logger.error("reconcile: %s not storable: %s", conversation_id, exc)
-                continue
-            if recorded is not None:
-                found.append(conversation_id)
     # Only forward, and only now that the whole list was read.
     Application.objects.filter(pk=app.pk).filter(
         Q(listed_until__isnull=True) | Q(listed_until__lt=now)
@@ -193,17 +226,25 @@ def candidates(app: Application, now: dt.datetime) -> list[StoredConversation]:
         | Q(started_at__gte=recent)
         | Q(first_seen_at__gte=recent)
     )
-    # One given its final read with nothing missing has nothing left to read.
-    return [
-        row
-        for row in rows.order_by("pk")
-        if not (is_over(row) and row.contiguous_event_id >= row.last_event_id)
-    ]
+    # One given its final read and read to its last event has nothing left to read (holes the
+    # API never fills included).
+    return [row for row in rows.order_by("pk") if not read_to_the_end(row)]
+
+
+def read_from(conversation: StoredConversation) -> int:
+    """The id after which the API has events the store may lack."""
+    return max(conversation.contiguous_event_id, conversation.read_through_event_id)
+
+
+def read_to_the_end(conversation: StoredConversation) -> bool:
+    """Over, and every event the API has was read."""
+    return is_over(conversation) and read_from(conversation) >= conversation.last_event_id
 
 
 def claim(conversation: StoredConversation, now: dt.datetime, lease: dt.timedelta) -> bool:
-    """Take the conversation for this run unless another run took it within the lease. One
-    conditional UPDATE: atomic on PostgreSQL (the row is re-checked after any wait) and SQLite."""
+    """Take the conversation for this run unless another run took it within the lease; `now` is
+    the time of the claim (not of the run's start). One conditional UPDATE: atomic on PostgreSQL
+    (the row is re-checked after any wait) and SQLite."""
     taken = (
         StoredConversation.objects.filter(pk=conversation.pk)
         .filter(Q(reconciled_at__isnull=True) | Q(reconciled_at__lte=now - lease))
@@ -232,9 +273,12 @@ def read_events(
     after: int,
     *,
     after_end: bool = False,
+    report: Report | None = None,
 ) -> int:
     """Read and store the events after `after`; returns how many were new. Each page is stored
-    as it arrives: what a stopped run read is kept."""
+    as it arrives: what a stopped run read is kept. After each page the conversation remembers
+    that the API was read through that page's highest id (holes included)."""
+    report = report if report is not None else Report()
     new = 0
     for items in _pages(
         lambda cursor: client.list_events(
@@ -246,9 +290,36 @@ def read_events(
             after_end=after_end,
         )
     ):
-        new += ingest.store_events(
-            app, conversation_id, [event.raw for event in items], StoredEvent.API
-        )
+        new += _store_page(app, conversation_id, [event.raw for event in items], report)
+        highest = max((event.id for event in items if isinstance(event.id, int)), default=0)
+        # Only forward; a plain UPDATE of one row, in its own statement (no lock held after it).
+        StoredConversation.objects.filter(
+            application=app, vonage_id=conversation_id, read_through_event_id__lt=highest
+        ).update(read_through_event_id=highest)
+    return new
+
+
+def _store_page(
+    app: Application, conversation_id: str, bodies: list[dict[str, Any]], report: Report
+) -> int:
+    """One page in one transaction; if the database refuses it, each item in its own (a
+    savepoint when nested): one bad event must not keep the rest of its page out for ever."""
+    try:
+        return ingest.store_events(app, conversation_id, bodies, StoredEvent.API)
+    except UNSTORABLE:
+        pass
+    new = 0
+    for body in bodies:
+        try:
+            new += ingest.store_events(app, conversation_id, [body], StoredEvent.API)
+        except UNSTORABLE as exc:
+            report.errors += 1
+            logger.error(
+                "reconcile: %s event %r not storable: %s",
+                conversation_id,
+                str(body.get("id"))[:20] if isinstance(body, dict) else None,
+                exc,
+            )
     return new
 
 
@@ -263,7 +334,7 @@ def fill_conversation(
 ) -> None:
     """Read one conversation's gap. When it has ended (or, live, has gone quiet: a call can end
     with its last webhooks lost), ask the API whether it is over; if so, give it its final read."""
-    new = read_events(app, client, conversation.vonage_id, conversation.contiguous_event_id)
+    new = read_events(app, client, conversation.vonage_id, read_from(conversation), report=report)
     report.read += 1
     report.events += new
     conversation.refresh_from_db()
@@ -292,8 +363,11 @@ def final_read(
         return False
     # after_end: an answer cached before the end may lack the last events or member changes.
     report.events += read_events(
-        app, client, conversation_id, stored.contiguous_event_id, after_end=True
+        app, client, conversation_id, read_from(stored), after_end=True, report=report
     )
+    # The list below is at least as new as this: a later event of a lower id must not undo it.
+    stored.refresh_from_db(fields=["last_event_id"])
+    as_of = max(answer.sequence_number or 0, stored.last_event_id)
     members = [
         member
         for items in _pages(
@@ -303,7 +377,7 @@ def final_read(
         )
         for member in items
     ]
-    report.members += fill_members(app, conversation_id, members)
+    report.members += fill_members(app, conversation_id, members, as_of=as_of)
     report.finalized += 1
     return True
 
@@ -342,7 +416,7 @@ def backfill(
             except UpstreamError as exc:
                 report.errors += 1
                 logger.warning("backfill: %s failed: %s", conversation_id, exc)
-            except DataError as exc:
+            except UNSTORABLE as exc:
                 report.errors += 1
                 logger.error("backfill: %s not storable: %s", conversation_id, exc)
     report.listed = True
@@ -359,11 +433,7 @@ def _backfill_one(
 ) -> None:
     stored = StoredConversation.objects.filter(application=app, vonage_id=conversation_id).first()
     new = stored is None
-    if (
-        stored is not None
-        and is_over(stored)
-        and stored.contiguous_event_id >= stored.last_event_id
-    ):
+    if stored is not None and read_to_the_end(stored):
         return  # read to its end before
     report.read += 1
     if final_read(app, client, conversation_id, report=report):
@@ -371,7 +441,9 @@ def _backfill_one(
         return
     # Still going: its events so far and its members (the reconciler follows it from here).
     stored = StoredConversation.objects.get(application=app, vonage_id=conversation_id)
-    report.events += read_events(app, client, conversation_id, stored.contiguous_event_id)
+    report.events += read_events(app, client, conversation_id, read_from(stored), report=report)
+    stored.refresh_from_db(fields=["last_event_id"])
+    as_of = stored.last_event_id  # the list below is at least this new
     members = [
         member
         for items in _pages(
@@ -379,5 +451,5 @@ def _backfill_one(
         )
         for member in items
     ]
-    report.members += fill_members(app, conversation_id, members)
+    report.members += fill_members(app, conversation_id, members, as_of=as_of)
     report.found += new
