@@ -71,6 +71,12 @@ class StoredConversation(models.Model):
         return self.vonage_id
 
     @property
+    def complete_through(self) -> int:
+        """The id up to which the store lacks nothing it can get: every id is stored, or the API
+        was read past it (an id the API never returns, a deleted event, is a hole for ever)."""
+        return max(self.contiguous_event_id, self.read_through_event_id)
+
+    @property
     def state(self) -> str:
         """live, ended, deleted (upstream) or waiting (no member has joined yet)."""
         if self.deleted_upstream_at is not None:

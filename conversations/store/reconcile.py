@@ -233,7 +233,7 @@ def candidates(app: Application, now: dt.datetime) -> list[StoredConversation]:
 
 def read_from(conversation: StoredConversation) -> int:
     """The id after which the API has events the store may lack."""
-    return max(conversation.contiguous_event_id, conversation.read_through_event_id)
+    return conversation.complete_through
 
 
 def read_to_the_end(conversation: StoredConversation) -> bool:

@@ -166,7 +166,7 @@ def _stored_page(
             over=over,
             backoff=0,
             interval=interval,
-            gap=stored.contiguous_event_id if context["stored_gap"] else None,
+            gap=stored.complete_through if context["stored_gap"] else None,
         )
         events_status = context["events_status"]
     if wants_region(request):
@@ -205,7 +205,7 @@ def history_context(stored: StoredConversation, *, unreachable: bool = False) ->
         else None,
         "last_stored_id": stored.last_event_id,
         # Events missing below the newest (webhooks lost or late): the reconciler fills them in.
-        "stored_gap": stored.contiguous_event_id < stored.last_event_id,
+        "stored_gap": stored.complete_through < stored.last_event_id,
     }
 
 

@@ -271,7 +271,7 @@ def _stored_poll(
     after, order = data["after"], data["order"]
     over = data["over"] or queries.conversation(stored).is_over
     gap = data.get("gap")
-    if gap is not None and stored.contiguous_event_id > gap:
+    if gap is not None and stored.complete_through > gap:
         # Events missing when the page was drawn have been stored since (the reconciler filled
         # a gap): they belong among the rows shown, not after them, so the tab is drawn again.
         from .conversation import stored_events_tab  # the page's module imports this one
