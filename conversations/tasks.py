@@ -12,6 +12,8 @@
   ago"). Inside a run, conversations are claimed in the database too (see reconcile.py).
 - `backfill_task`: once, while the application was never backfilled (a new install).
 - `purge_old_history` (periodic, hourly): retention, in batches.
+- `store_conversation`: one conversation a page read from the API because the store lacked it
+  (older than the backfill, or not yet seen): stored, so that its next views read the store.
 
 Locks expire on Redis (RedisExpireHuey), so a worker killed mid-run frees them by itself; the
 SQLite queue cannot expire a key, so a starting worker clears them (`flush_locks` in settings).
@@ -127,6 +129,24 @@ def backfill_task() -> dict | None:
         return None
     logger.info("backfill: %s", report.as_dict())
     return report.as_dict()
+
+
+@db_task()
+def store_conversation(conversation_id: str) -> dict | None:
+    try:
+        report = reconcile.store_one(_application(), get_client(), conversation_id)
+    except UpstreamError as exc:
+        logger.warning("store %s: not now (%s); a later view asks again", conversation_id, exc)
+        return None
+    return report.as_dict()
+
+
+def ask_to_store(conversation_id: str) -> None:
+    """Queue `store_conversation`: a page must never fail, nor wait, because the queue does."""
+    try:
+        store_conversation(conversation_id)
+    except Exception:  # the queue's storage unavailable (a locked SQLite file, Redis down)
+        logger.warning("could not queue the storing of %s", conversation_id, exc_info=True)
 
 
 @db_periodic_task(crontab(minute="7"))  # hourly

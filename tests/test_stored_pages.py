@@ -12,11 +12,12 @@ import re
 import pytest
 import responses
 from django.urls import reverse
+from huey.contrib.djhuey import HUEY
 
 from conversations import dom
-from conversations.store import ingest
+from conversations.store import ingest, queries
 from conversations.store.models import StoredEvent
-from tests.conftest import API
+from tests.conftest import API, sandbox_client
 from tests.store_helpers import (
     api_conversation,
     app,
@@ -455,3 +456,28 @@ def test_a_page_without_a_gap_polls_without_one(staff_client, no_upstream):
     fill(5)
     html = staff_client.get(url("events")).content.decode()
     assert "gap=" not in html
+
+
+def test_a_conversation_read_from_the_api_is_queued_for_storing_then_read_from_the_store(
+    staff_client, sandbox, use_client
+):
+    """The API (then stored): the page asks the worker to store what it had to read upstream;
+    once stored, its next view reads the store alone."""
+    use_client(sandbox_client(sandbox))
+    HUEY.flush()
+    conversation_id = sandbox.world.conversations()[0].id
+    assert staff_client.get(f"/conversations/{conversation_id}/").status_code == 200
+    queued = [task for task in HUEY.pending() if task.name.endswith("store_conversation")]
+    assert [task.args for task in queued] == [(conversation_id,)]
+
+    # A poll of the same page (an htmx region request) queues nothing more.
+    staff_client.get(f"/conversations/{conversation_id}/", headers={"HX-Request": "true"})
+    assert len(HUEY.pending()) == 1
+
+    HUEY.execute(queued[0])  # what the worker does
+    stored = queries.find(conversation_id)
+    assert stored is not None and stored.last_event_id > 0
+    sandbox.reset_stats()
+    assert staff_client.get(f"/conversations/{conversation_id}/events/").status_code == 200
+    assert sandbox.stats()["requests"] == 0
+    HUEY.flush()

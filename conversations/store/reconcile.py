@@ -428,6 +428,18 @@ def backfill(
     return report
 
 
+def store_one(app: Application, client: ConversationClient, conversation_id: str) -> Report:
+    """Read one conversation the store does not have yet (a page read it from the API): its
+    answer, events and members, as the backfill does. A 404 marks it deleted upstream."""
+    report = Report()
+    try:
+        _backfill_one(app, client, conversation_id, report)
+    except NotFound:
+        ingest.mark_deleted_upstream(app, conversation_id)
+        report.deleted += 1
+    return report
+
+
 def _backfill_one(
     app: Application, client: ConversationClient, conversation_id: str, report: Report
 ) -> None:

@@ -21,7 +21,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django_htmx.http import trigger_client_event
 
-from conversations import dom, forms, ids
+from conversations import dom, forms, ids, tasks
 from conversations.client import NotFound, Outcome, concurrently
 from conversations.panels import poll_seconds, problem, retry_seconds
 from conversations.store import queries
@@ -100,6 +100,10 @@ def _page(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRespo
     failed = [o.error for o in outcomes.values() if o.error is not None]
     backoff = next_backoff(backoff, bool(failed))
     interval = retry_seconds(failed, backoff)
+    if stored is None and outcomes["conversation"].error is None and not wants_region(request):
+        # Read from the API because the store lacks it: the worker stores it, so that its next
+        # views read the store (asked on a page load only, not on every poll).
+        tasks.ask_to_store(conversation_id)
 
     context = header_context(conversation_id, outcomes["conversation"], backoff, interval)
     over = context["over"]
