@@ -458,6 +458,9 @@ def test_a_page_without_a_gap_polls_without_one(staff_client, no_upstream):
     assert "gap=" not in html
 
 
+# The task runs as the worker runs it, closing its database connection at the end (djhuey's
+# db_task): outside a test transaction, which that would end.
+@pytest.mark.django_db(transaction=True)
 def test_a_conversation_read_from_the_api_is_queued_for_storing_then_read_from_the_store(
     staff_client, sandbox, use_client
 ):
