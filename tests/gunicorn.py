@@ -35,6 +35,7 @@ def gunicorn_on_sandbox(tmp: Path, sandbox, **extra_env: str) -> Iterator[tuple[
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
         "STATIC_ROOT": str(tmp / "static"),  # not the repository's staticfiles/
+        "QUEUE_PATH": str(tmp / "queue.sqlite3"),  # not the repository's job queue
         "VONAGE_APPLICATION_ID": sandbox.application_id,
         "VONAGE_PRIVATE_KEY_PATH": str(key),
         "VONAGE_API_BASE_URL": sandbox.base_url,

@@ -71,6 +71,7 @@ def dashboard(tmp_path_factory, sandbox, database, db_proxy):
         "CSRF_COOKIE_SECURE": "false",
         "WHITENOISE_USE_FINDERS": "true",
         "DATABASE_URL": f"postgres://postgres@{PG_HOST}:{PG_PORT}/{database}",
+        "QUEUE_PATH": str(tmp / "queue.sqlite3"),  # not the repository's job queue
         "VONAGE_APPLICATION_ID": sandbox.application_id,
         "VONAGE_PRIVATE_KEY_PATH": str(key),
         "VONAGE_API_BASE_URL": sandbox.base_url,
