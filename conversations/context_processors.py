@@ -1,5 +1,8 @@
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from conversations.middleware import cache_unavailable
 
@@ -20,4 +23,27 @@ def dashboard(request: HttpRequest) -> dict:
         "on_sandbox": settings.USING_SANDBOX,
         "cache_unavailable": cache_unavailable(request),
         "dom": _DOM_IDS,
+        "stream_url": stream_url(request),
     }
+
+
+# What each page follows on its stream (conversations/push/notices.py names the topics).
+_PAGE_TOPICS = {
+    "conversations:live": lambda kwargs: "live",
+    "conversations:detail": lambda kwargs: f"conversation:{kwargs['conversation_id']}",
+    "conversations:members": lambda kwargs: f"conversation:{kwargs['conversation_id']}",
+    "conversations:events": lambda kwargs: f"conversation:{kwargs['conversation_id']}",
+    "conversations:user": lambda kwargs: f"user:{kwargs['user_id']}",
+}
+
+
+def stream_url(request: HttpRequest) -> str | None:
+    """The stream this page listens to, or None: a page that shows nothing live, push turned
+    off, or a WSGI server (where a stream would pin a thread: the page polls instead)."""
+    if not settings.DASHBOARD_PUSH or not isinstance(request, ASGIRequest):
+        return None
+    match = getattr(request, "resolver_match", None)
+    topic = _PAGE_TOPICS.get(match.view_name) if match else None
+    if topic is None:
+        return None
+    return f"{reverse('conversations:stream')}?{urlencode({'topic': topic(match.kwargs)})}"

@@ -33,4 +33,6 @@ urlpatterns = [
     path("users/", views.user_list, name="users"),
     path("users/<usr:user_id>/", views.user_detail, name="user"),
     path("jump/", views.jump, name="jump"),
+    # Server-sent events: what changed, for the open pages (views/stream.py).
+    path("stream/", views.stream, name="stream"),
 ]

@@ -1,11 +1,7 @@
-"""
-ASGI config for dashboard_project project.
-
-It exposes the ASGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/6.1/howto/deployment/asgi/
-"""
+"""The ASGI application: what the production server (uvicorn workers under gunicorn) and `make
+run` (uvicorn) serve. Streams (/stream/) are async and wait on the event loop; every other view is
+synchronous and runs in a thread of its own, so the number of those running at once is bounded
+here (SYNC_REQUESTS_PER_PROCESS), as gunicorn's threads bounded it before."""
 
 import os
 
@@ -13,4 +9,8 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard_project.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from dashboard_project.bounded import BoundedSyncRequests  # noqa: E402 (after Django's setup)
+
+application = BoundedSyncRequests(django_application)

@@ -92,7 +92,11 @@ TEMPLATES = [
 WSGI_APPLICATION = "dashboard_project.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+# 0: a connection per request. The web server is ASGI (uvicorn workers), where each request's
+# synchronous code runs in a thread of its own: a connection kept for reuse would stay behind in
+# a thread that is gone (Django's docs: disable persistent connections under ASGI). Behind
+# PgBouncer a connection costs little; the benchmark measures it.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
 # A persistent connection is checked before it is reused, so the first request after the database
 # came back does not fail on a connection that died meanwhile.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -399,6 +403,30 @@ HUEY |= {
         "flush_locks": not QUEUE_URL,
     },
 }
+
+# --- Live push (conversations/push): notices to open pages over server-sent events
+DASHBOARD_PUSH = env.bool("DASHBOARD_PUSH", default=True)  # false: every page polls, as before
+# Synchronous requests (every page) one web process runs at once, each in its own thread; more
+# wait up to SYNC_REQUEST_QUEUE_SECONDS, then get a 503 (dashboard_project/bounded.py).
+SYNC_REQUESTS_PER_PROCESS = env.int("SYNC_REQUESTS_PER_PROCESS", default=16)
+SYNC_REQUEST_QUEUE_SECONDS = env.float("SYNC_REQUEST_QUEUE_SECONDS", default=10)
+# Fan-out across processes and hosts: Redis pub/sub, by default on CACHE_URL's Redis. Without
+# Redis, notices stay in the process that stored the event: run one web process.
+PUSH_URL = env.str("PUSH_URL", default=_cache_url if CACHE_IS_REDIS else "")
+if PUSH_URL and not PUSH_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured("PUSH_URL must be a redis:// URL (or empty: in-process push).")
+PUSH_CHANNEL_PREFIX = env.str("PUSH_CHANNEL_PREFIX", default=_queue_name)
+DASHBOARD_STREAMS_PER_USER = env.int("DASHBOARD_STREAMS_PER_USER", default=10)
+DASHBOARD_STREAMS_MAX = env.int("DASHBOARD_STREAMS_MAX", default=2000)  # per web process
+# A comment this often keeps proxies from closing a quiet stream (most close after 30-60 s).
+DASHBOARD_STREAM_HEARTBEAT_SECONDS = env.float("DASHBOARD_STREAM_HEARTBEAT_SECONDS", default=15)
+if not 0 < DASHBOARD_STREAM_HEARTBEAT_SECONDS <= 20:
+    raise ImproperlyConfigured("DASHBOARD_STREAM_HEARTBEAT_SECONDS must be above 0 and at most 20.")
+# How often an open stream checks that its session and user are still valid (logging out, or an
+# account losing staff status, ends the user's streams at once; this catches everything else).
+DASHBOARD_STREAM_RECHECK_SECONDS = env.float("DASHBOARD_STREAM_RECHECK_SECONDS", default=60)
+if DASHBOARD_STREAMS_PER_USER < 1 or DASHBOARD_STREAMS_MAX < 1:
+    raise ImproperlyConfigured("DASHBOARD_STREAMS_PER_USER and DASHBOARD_STREAMS_MAX must be 1+.")
 
 LOGGING = {
     "version": 1,

@@ -224,8 +224,20 @@ def main() -> None:
                 "  (data from the local sandbox; Ctrl-C stops everything)\n",
                 flush=True,
             )
+        # The ASGI server, as in production (one uvicorn process: without Redis, live notices
+        # stay in-process): pages, the webhook endpoint and the live streams.
         dashboard = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "dashboard_project.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--no-server-header",
+            ],
             cwd=ROOT,
             env=env,
         )

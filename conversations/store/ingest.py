@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations import ids
+from conversations.push import notices
 from conversations.schema import parse_time
 
 from .models import Application, StoredConversation, StoredEvent, StoredMember, WebhookReceipt
@@ -236,17 +237,25 @@ def _store(
     StoredEvent.objects.bulk_create(new, ignore_conflicts=True)
     if new:
         applied = [(f, b) for f, b in events if f.event_id not in existing]
-        members_changed = _apply_members(conversation, applied)
-        _advance(conversation, [f for f, _ in applied], members_changed)
+        changed_members = _apply_members(conversation, applied)
+        was_live = conversation.is_live
+        _advance(conversation, [f for f, _ in applied], bool(changed_members))
+        notices.conversation_changed(
+            conversation_id,
+            newest_event_id=conversation.last_event_id,
+            members=bool(changed_members),
+            board=was_live or conversation.is_live,
+            user_ids=[member.user_id for member in changed_members if member.user_id],
+        )
     return len({row.event_id for row in new})
 
 
 def _apply_members(
     conversation: StoredConversation, events: list[tuple[EventFields, dict[str, Any]]]
-) -> bool:
+) -> list[StoredMember]:
     """Membership events set a member's state only when newer than the one it has. Returns
-    whether any membership event was applied."""
-    changed = False
+    the members that a membership event was applied to."""
+    changed: list[StoredMember] = []
     for fields, body in sorted(events, key=lambda pair: pair[0].event_id or 0):
         state = MEMBER_STATES.get(fields.type)
         payload = body.get("body") if isinstance(body.get("body"), dict) else {}
@@ -262,7 +271,7 @@ def _apply_members(
             member.state = state
             member.state_event_id = fields.event_id
         member.save()
-        changed = True
+        changed.append(member)
     return changed
 
 
@@ -408,12 +417,17 @@ def record_api_conversation(app: Application, body: dict[str, Any]) -> StoredCon
         if "state" in body or "sequence_number" in body:  # a full answer, not a list item
             conversation.api_body = body
         conversation.reconciled_at = timezone.now()
+        was_live = conversation.is_live
         refresh_conversation(conversation)
+        if was_live or conversation.is_live:  # what the board and the header show may change
+            notices.conversation_changed(conversation.vonage_id, board=True)
         return conversation
 
 
 def mark_deleted_upstream(app: Application, conversation_id: str) -> None:
     """The API no longer has it (404): its stored history stays, marked as such."""
-    StoredConversation.objects.filter(
+    marked = StoredConversation.objects.filter(
         application=app, vonage_id=conversation_id, deleted_upstream_at__isnull=True
     ).update(deleted_upstream_at=timezone.now(), is_live=False)
+    if marked:
+        notices.conversation_changed(conversation_id, board=True)

@@ -15,6 +15,7 @@ from .jump import home, jump
 from .listing import conversation_list, user_list
 from .live import live_board
 from .people import member_detail, user_detail
+from .stream import stream
 
 __all__ = [
     "EVENT_TYPE_CHOICES",
@@ -29,6 +30,7 @@ __all__ = [
     "member_detail",
     "members_panel",
     "members_tab",
+    "stream",
     "user_detail",
     "user_list",
 ]

@@ -1,10 +1,16 @@
 /*
  * Live updates for the dashboard, without inline script or eval (the CSP allows neither).
  *
- * Elements marked `data-poll` poll with htmx (`hx-trigger="every Ns, dashboard:refresh"`). This file:
+ * Elements marked `data-poll` poll with htmx (`hx-trigger="every Ns, dashboard:refresh"`). A page
+ * that follows a stream (`sse-connect`, htmx's SSE extension) also fetches them when the stream
+ * says something changed (`sse:events` and the like). This file:
+ * - while the stream is open, skips the timed polls (the stream tells when to fetch); when it
+ *   cannot connect or drops, lets them run again, and asks every poller at once whenever it
+ *   (re)opens, since notices sent while it was away are lost;
  * - cancels their requests while the page is hidden or staff paused updates, and asks every poller
  *   for fresh data at once when the page becomes visible again or updates resume;
- * - keeps "updated N s ago" current, and says when the last try failed;
+ * - keeps the live status current: pushed or polling, "updated N s ago", and whether the last try
+ *   failed;
  * - shows each <time data-local-time> in UTC (as the server renders it) or in the viewer's local
  *   time, as staff chose with the header's switch (remembered in localStorage);
  * - labels table cells with their column's header, for the stacked layout of narrow screens.
@@ -15,6 +21,9 @@
   var PAUSE_KEY = "dashboard:paused";
   var TIME_KEY = "dashboard:time-zone";  // "local", or anything else for UTC
   var lastUpdated = Date.now();
+  // The page's stream: "none" (the page polls: no stream, or a server that cannot stream),
+  // "connecting", "open" (pushed: timed polls are skipped) or "down" (polling until it reopens).
+  var stream = "none";
   // Poller id -> true while that poller's last try failed. "Updated" resets only when none is
   // failing, so one panel's success does not hide another's outage.
   var failing = {};
@@ -56,6 +65,21 @@
 
   // --- "updated N s ago"
 
+  function renderMode() {
+    var mode = document.getElementById("live-mode");
+    var status = document.getElementById("live-status");
+    if (!mode || !status) { return; }
+    var seconds = status.getAttribute("data-refresh-seconds");
+    if (stream === "open") {
+      mode.textContent = "Live: pushed";
+    } else if (stream === "down") {
+      mode.textContent = "Live: polling every " + seconds + " s (push unavailable)";
+    } else {
+      mode.textContent = "Live: every " + seconds + " s";
+    }
+    status.setAttribute("data-mode", stream === "open" ? "pushed" : "polling");
+  }
+
   function renderUpdated() {
     var label = document.getElementById("updated-ago");
     if (!label) { return; }
@@ -64,6 +88,8 @@
     });
     var seconds = Math.max(0, Math.round((Date.now() - lastUpdated) / 1000));
     var text = seconds < 2 ? "updated just now" : "updated " + seconds + " s ago";
+    // An open stream is the news: with nothing to tell, the page is current as of now.
+    if (stream === "open" && !Object.keys(failing).length) { text = "up to date"; }
     if (Object.keys(failing).length) { text += " (last try failed)"; }
     if (isPaused()) { text += ", paused"; }
     label.textContent = text;
@@ -190,8 +216,35 @@
       event.preventDefault();  // no request while nobody looks, or while paused
       return;
     }
+    // A timed poll has no triggering event; a notice or a refresh has one. While the stream is
+    // open, the timer has nothing to add.
+    var config = event.detail.requestConfig;
+    if (stream === "open" && !(config && config.triggeringEvent)) {
+      event.preventDefault();
+      return;
+    }
     watchPoll(poller, event.detail.xhr);
   });
+
+  // --- the stream (htmx's SSE extension announces its state on the sse-connect element)
+
+  function setStream(state) {
+    var was = stream;
+    stream = state;
+    renderMode();
+    renderUpdated();
+    if (state === "open") {
+      lastUpdated = Date.now();
+      // Opened or reopened: what changed before (or between) is not on the stream: fetch it.
+      if (!document.hidden && !isPaused()) { refreshAll(); }
+    } else if (state === "down" && was === "open" && !document.hidden && !isPaused()) {
+      refreshAll();  // dropped: poll at once, then on the timer until it reopens
+    }
+  }
+
+  document.addEventListener("htmx:sseOpen", function () { setStream("open"); });
+  document.addEventListener("htmx:sseError", function () { setStream("down"); });
+  document.addEventListener("htmx:sseClose", function () { setStream("down"); });
 
   document.addEventListener("htmx:load", function (event) {
     renderTimes(event.detail.elt);
@@ -220,6 +273,8 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector("[data-stream]")) { stream = "connecting"; }
+    renderMode();
     renderPauseButton();
     renderTimeSwitch();
     renderTimes(document);
