@@ -31,7 +31,7 @@ from django.shortcuts import render
 from django.utils.crypto import constant_time_compare
 
 from conversations.push import fanout
-from conversations.push.hub import CLOSE, hub
+from conversations.push.hub import CLOSE, Subscription, hub
 from conversations.push.limits import tickets
 from conversations.push.notices import BadTopic, Notice, access_topic, parse_topics
 
@@ -60,8 +60,13 @@ async def stream(request: HttpRequest) -> HttpResponse:
     refusal = tickets.admit(user.pk)
     if refusal is not None:
         return _plain(429, refusal + " This page polls instead.", retry=30)
-    events = _events(topics, user.pk, request.session.session_key)
-    return EventStream(events, release=lambda: tickets.release(user.pk))
+    subscription = hub.subscribe([*topics, access_topic(user.pk)], asyncio.get_running_loop())
+
+    def release() -> None:
+        hub.unsubscribe(subscription)
+        tickets.release(user.pk)
+
+    return EventStream(_events(subscription, user.pk, request.session.session_key), release=release)
 
 
 # The same refusals as `staff_required` (access.py), made here because this view is async; the
@@ -70,8 +75,8 @@ stream.staff_required = True  # type: ignore[attr-defined]
 
 
 class EventStream(StreamingHttpResponse):
-    """A text/event-stream answer that gives its place back however it ends: its generator's
-    own `finally` does not run when the client left before the first byte was sent."""
+    """A text/event-stream answer that gives its place back however it ends (Django closes the
+    response after the last byte, or when the client left, even before the first)."""
 
     def __init__(self, events: AsyncIterator[str], *, release) -> None:
         super().__init__(events, content_type="text/event-stream; charset=utf-8")
@@ -87,53 +92,49 @@ class EventStream(StreamingHttpResponse):
 
 
 async def _events(
-    topics: list[str], user_pk: object, session_key: str | None
+    subscription: Subscription, user_pk: object, session_key: str | None
 ) -> AsyncIterator[str]:
     """The stream's messages: notices as they come, each event name at most once per
     NOTICE_GAP_SECONDS (a burst, such as a backfill storing a hundred events, makes one fetch
     now and one at the end of the gap, not a hundred), and a comment when there is nothing."""
     loop = asyncio.get_running_loop()
-    subscription = hub.subscribe([*topics, access_topic(user_pk)], loop)
     heartbeat = settings.DASHBOARD_STREAM_HEARTBEAT_SECONDS
     checked_at = quiet_since = loop.time()
     sent_at: dict[str, float] = {}  # event name -> when last sent
     held: list[Notice] = []  # notices waiting for their event's gap to pass
-    try:
-        yield f"retry: {RECONNECT_MS}\n: open\n\n"
-        while True:
-            now = loop.time()
-            due = min((sent_at[n.event] + NOTICE_GAP_SECONDS for n in held), default=None)
-            wait = heartbeat - (now - quiet_since)
-            if due is not None:
-                wait = min(wait, due - now)
-            try:
-                first = await asyncio.wait_for(subscription.queue.get(), timeout=max(wait, 0))
-                burst = [first, *subscription.pending()]
-            except TimeoutError:
-                burst = []
-            if CLOSE in burst:
+    yield f"retry: {RECONNECT_MS}\n: open\n\n"
+    while True:
+        now = loop.time()
+        due = min((sent_at[n.event] + NOTICE_GAP_SECONDS for n in held), default=None)
+        wait = heartbeat - (now - quiet_since)
+        if due is not None:
+            wait = min(wait, due - now)
+        try:
+            first = await asyncio.wait_for(subscription.queue.get(), timeout=max(wait, 0))
+            burst = [first, *subscription.pending()]
+        except TimeoutError:
+            burst = []
+        if CLOSE in burst:
+            return
+        if any(notice.event == "access" for notice in burst) or (
+            loop.time() - checked_at >= settings.DASHBOARD_STREAM_RECHECK_SECONDS
+        ):
+            if not await _allowed(session_key, user_pk):
                 return
-            if any(notice.event == "access" for notice in burst) or (
-                loop.time() - checked_at >= settings.DASHBOARD_STREAM_RECHECK_SECONDS
-            ):
-                if not await _allowed(session_key, user_pk):
-                    return
-                checked_at = loop.time()
-            now = loop.time()
-            waiting = [n for n in held + burst if n.event != "access"]
-            ready = [n for n in waiting if now - sent_at.get(n.event, -1e9) >= NOTICE_GAP_SECONDS]
-            held = [n for n in waiting if n not in ready]
-            text = format_burst(ready)
-            if text:
-                for notice in ready:
-                    sent_at[notice.event] = now
-                quiet_since = now
-                yield text
-            elif now - quiet_since >= heartbeat:
-                quiet_since = now
-                yield ": keep-alive\n\n"
-    finally:
-        hub.unsubscribe(subscription)
+            checked_at = loop.time()
+        now = loop.time()
+        waiting = [n for n in held + burst if n.event != "access"]
+        ready = [n for n in waiting if now - sent_at.get(n.event, -1e9) >= NOTICE_GAP_SECONDS]
+        held = [n for n in waiting if n not in ready]
+        text = format_burst(ready)
+        if text:
+            for notice in ready:
+                sent_at[notice.event] = now
+            quiet_since = now
+            yield text
+        elif now - quiet_since >= heartbeat:
+            quiet_since = now
+            yield ": keep-alive\n\n"
 
 
 def format_burst(notices: list[Notice]) -> str:

@@ -1,0 +1,565 @@
+"""Live push, in process: topics, the hub, what the store announces, the stream view and its
+refusals, the stream's access re-check, and the bound on synchronous requests.
+
+Servers, browsers and Redis across processes are in tests/test_push_processes.py and
+tests/browser/test_push.py; the latency figures in `make bench`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import socket
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.test import AsyncClient, RequestFactory
+
+from conversations.context_processors import stream_url
+from conversations.push import fanout
+from conversations.push.hub import CLOSE, QUEUE_SIZE, Hub, hub
+from conversations.push.limits import Tickets, tickets
+from conversations.push.notices import (
+    RESYNC,
+    BadTopic,
+    Notice,
+    decode,
+    encode,
+    parse_topics,
+)
+from conversations.store import ingest
+from conversations.views.stream import format_burst, still_allowed
+from dashboard_project.bounded import BoundedSyncRequests
+
+CONVERSATION = "CON-1f3a2c5e-8a57-4b6c-9a8e-7d2f0f6b1c11"
+ALICE = "MEM-aaaaaaaa-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+ALICE_USER = "USR-aaaaaaaa-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+PASSWORD = "a-long-password-for-tests-0123"
+
+
+# --- topics
+
+
+def test_topics_are_validated_and_canonical():
+    assert parse_topics(["live", f"conversation:{CONVERSATION.upper()}", "live"]) == [
+        "live",
+        f"conversation:{CONVERSATION}",
+    ]
+    assert parse_topics([f"user:{ALICE_USER}"]) == [f"user:{ALICE_USER}"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["everything"],
+        ["conversation:CON-x\x00"],
+        ["user:../../etc"],
+        [f"member:{ALICE}"],
+        ["access:1"],  # internal: a page cannot listen to another user's access notices
+        ["*"],
+        ["conversation:"],
+        [f"conversation:{CONVERSATION}<script>"],
+        [f"conversation:CON-{n:08d}-aaaa" for n in range(9)],
+    ],
+)
+def test_anything_else_is_refused(values):
+    with pytest.raises(BadTopic):
+        parse_topics(values)
+
+
+def test_notices_survive_the_wire_and_garbage_does_not():
+    notices = [Notice("live", "live"), Notice(f"conversation:{CONVERSATION}", "events", {"a": 3})]
+    assert decode(encode(notices)) == notices
+    assert decode(b"not json") == []
+    assert decode(b'{"topic": "live"}') == []
+    assert decode(b'[{"topic": 1, "event": "x"}, "x", {"topic": "live", "event": "live"}]') == [
+        Notice("live", "live")
+    ]
+
+
+# --- the hub
+
+
+def run_loop_in_thread():
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    return loop, thread
+
+
+def queued(loop, subscription) -> list[Notice]:
+    """What the subscription holds, read on its own loop (after what was handed over ran)."""
+
+    async def read():
+        await asyncio.sleep(0)
+        return subscription.pending()
+
+    return asyncio.run_coroutine_threadsafe(read(), loop).result(timeout=5)
+
+
+def test_the_hub_hands_notices_to_subscribers_of_their_topic_only_from_any_thread():
+    local = Hub()
+    loop, thread = run_loop_in_thread()
+    try:
+        board = local.subscribe(["live"], loop)
+        page = local.subscribe([f"conversation:{CONVERSATION}"], loop)
+        sender = threading.Thread(target=local.deliver, args=(Notice("live", "live"),))
+        sender.start()
+        sender.join()
+        assert queued(loop, board) == [Notice("live", "live")]
+        assert queued(loop, page) == []
+        assert local.broadcast(RESYNC) == 2
+        assert queued(loop, page) == [RESYNC]
+        local.unsubscribe(board)
+        assert local.deliver(Notice("live", "live")) == 0
+        assert local.count() == 1
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def test_a_subscriber_that_falls_behind_gets_one_resync_instead_of_the_backlog():
+    local = Hub()
+    loop, thread = run_loop_in_thread()
+    try:
+        page = local.subscribe(["live"], loop)
+        for n in range(QUEUE_SIZE + 5):
+            local.deliver(Notice("live", "live", {"n": n}))
+        backlog = queued(loop, page)
+        assert RESYNC in backlog
+        assert len(backlog) < QUEUE_SIZE
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def test_a_subscriber_whose_loop_closed_is_skipped():
+    local = Hub()
+    loop = asyncio.new_event_loop()
+    local.subscribe(["live"], loop)
+    loop.close()
+    assert local.deliver(Notice("live", "live")) == 0
+
+
+def test_a_burst_sends_each_event_once_with_the_newest_data():
+    topic = f"conversation:{CONVERSATION}"
+    text = format_burst(
+        [
+            Notice(topic, "events", {"after": 3}),
+            Notice(topic, "header"),
+            Notice("access:1", "access"),
+            Notice(topic, "events", {"after": 5}),
+        ]
+    )
+    assert text == 'event: header\ndata: {}\n\nevent: events\ndata: {"after":5}\n\n'
+
+
+# --- limits
+
+
+def test_tickets_bound_each_user_and_the_process(settings):
+    settings.DASHBOARD_STREAMS_PER_USER = 2
+    settings.DASHBOARD_STREAMS_MAX = 3
+    local = Tickets()
+    assert local.admit("alice") is None
+    assert local.admit("alice") is None
+    assert "too many" in local.admit("alice")
+    assert local.admit("bob") is None
+    assert "configured" in local.admit("carol")
+    local.release("alice")
+    assert local.admit("carol") is None
+    assert local.held("alice") == 1 and local.held() == 3
+
+
+# --- what the store announces
+
+
+def member_joined(event_id: int) -> dict:
+    return {
+        "conversation_id": CONVERSATION,
+        "id": event_id,
+        "type": "member:joined",
+        "from": ALICE,
+        "timestamp": "2026-11-27T09:00:02.000Z",
+        "body": {
+            "user": {"id": ALICE_USER, "name": "alice"},
+            "channel": {"type": "phone"},
+            "timestamp": {"joined": "2026-11-27T09:00:02.000Z"},
+        },
+    }
+
+
+@pytest.fixture
+def heard(settings):
+    """What the in-process fan-out published, in order."""
+    settings.PUSH_URL = ""
+    published: list[Notice] = []
+    original = hub.deliver
+
+    def deliver(notice):
+        published.append(notice)
+        return original(notice)
+
+    hub.deliver = deliver
+    yield published
+    hub.deliver = original
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_event_is_announced_after_its_commit(heard):
+    app = ingest.application("app")
+    assert ingest.store_webhook(app, "jti-1", member_joined(1))
+    topic = f"conversation:{CONVERSATION}"
+    assert sorted(heard, key=repr) == sorted(
+        [
+            Notice(topic, "header"),
+            Notice(topic, "events", {"after": 1}),
+            Notice(topic, "members"),
+            Notice("live", "live"),  # it became live
+            Notice(f"user:{ALICE_USER}", "user"),
+        ],
+        key=repr,
+    )
+    heard.clear()
+    custom = {"conversation_id": CONVERSATION, "id": 2, "type": "custom:x", "from": ALICE}
+    assert ingest.store_webhook(app, "jti-2", custom)
+    assert Notice(topic, "events", {"after": 2}) in heard
+    assert Notice(topic, "members") not in heard
+    assert Notice("live", "live") in heard  # a live conversation's row changed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duplicate_or_replayed_webhook_announces_nothing(heard):
+    app = ingest.application("app")
+    ingest.store_webhook(app, "jti-1", member_joined(1))
+    heard.clear()
+    assert not ingest.store_webhook(app, "jti-2", member_joined(1))  # the same event again
+    with pytest.raises(ingest.Replay):
+        ingest.store_webhook(app, "jti-2", member_joined(2))  # a replayed jti: rolled back
+    assert heard == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_of_a_conversation_that_is_not_live_leaves_the_board_alone(heard):
+    app = ingest.application("app")
+    custom = {"conversation_id": CONVERSATION, "id": 1, "type": "custom:x", "from": ALICE}
+    ingest.store_webhook(app, "jti-1", custom)
+    assert Notice("live", "live") not in heard
+    assert Notice(f"conversation:{CONVERSATION}", "events", {"after": 1}) in heard
+
+
+# --- the stream view
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
+
+
+def run_async(test):
+    """Run an async test on its own event loop (the suite has no async plugin); its database
+    calls go through sync_to_async, so its tests are transactional."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+async def logged_in(user) -> AsyncClient:
+    client = AsyncClient()
+    await client.aforce_login(user)
+    return client
+
+
+async def read_until(response, marker: bytes, seconds: float = 5.0) -> bytes:
+    seen = b""
+
+    async def read():
+        nonlocal seen
+        async for chunk in response.streaming_content:
+            seen += chunk if isinstance(chunk, bytes) else chunk.encode()
+            if marker in seen:
+                return
+
+    await asyncio.wait_for(read(), seconds)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+@run_async
+async def test_anonymous_and_non_staff_get_no_stream(django_user_model, settings):
+    settings.PUSH_URL = ""
+    anonymous = await AsyncClient().get("/stream/?topic=live")
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
+    outsider = await sync_to_async(django_user_model.objects.create_user)(
+        "outsider", password=PASSWORD
+    )
+    response = await (await logged_in(outsider)).get("/stream/?topic=live")
+    assert response.status_code == 403
+    assert tickets.held() == 0 and hub.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@run_async
+async def test_bad_topics_are_refused_before_anything_is_held(staff, settings):
+    settings.PUSH_URL = ""
+    client = await logged_in(staff)
+    for query in ("", "?topic=conversation:CON-x%00", "?topic=access:1", "?topic=user:..%2F"):
+        response = await client.get(f"/stream/{query}")
+        assert response.status_code == 400, query
+    assert tickets.held() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@run_async
+async def test_a_stream_says_what_changed_and_gives_its_place_back(staff, settings):
+    settings.PUSH_URL = ""
+    client = await logged_in(staff)
+    response = await client.get(f"/stream/?topic=conversation:{CONVERSATION}")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/event-stream")
+    assert response["X-Accel-Buffering"] == "no"
+    assert "no-cache" in response["Cache-Control"]
+    opening = await read_until(response, b": open")
+    assert opening.startswith(b"retry: ")
+    assert tickets.held(staff.pk) == 1
+    fanout.publish([Notice(f"conversation:{CONVERSATION}", "events", {"after": 7})])
+    fanout.publish([Notice("live", "live")])  # not followed by this stream
+    seen = await read_until(response, b"\n\n", 5)
+    assert seen == b'event: events\ndata: {"after":7}\n\n'
+    await sync_to_async(response.close)()
+    await response.streaming_content.aclose()
+    assert tickets.held(staff.pk) == 0
+    assert hub.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@run_async
+async def test_quiet_streams_get_heartbeats(staff, settings):
+    settings.PUSH_URL = ""
+    settings.DASHBOARD_STREAM_HEARTBEAT_SECONDS = 0.2
+    response = await (await logged_in(staff)).get("/stream/?topic=live")
+    seen = await read_until(response, b": keep-alive\n\n", 3)
+    assert b"event:" not in seen
+    await response.streaming_content.aclose()
+    await sync_to_async(response.close)()
+
+
+@pytest.mark.django_db(transaction=True)
+@run_async
+async def test_past_the_per_user_limit_a_stream_is_refused(staff, settings):
+    settings.PUSH_URL = ""
+    settings.DASHBOARD_STREAMS_PER_USER = 1
+    client = await logged_in(staff)
+    first = await client.get("/stream/?topic=live")
+    assert first.status_code == 200
+    second = await client.get("/stream/?topic=live")
+    assert second.status_code == 429
+    assert second["Retry-After"]
+    assert b"polls instead" in second.content
+    await sync_to_async(first.close)()
+    third = await client.get("/stream/?topic=live")
+    assert third.status_code == 200
+    await sync_to_async(third.close)()
+
+
+@pytest.mark.django_db(transaction=True)
+@run_async
+async def test_logging_out_ends_the_users_streams(staff, settings):
+    settings.PUSH_URL = ""
+    client = await logged_in(staff)
+    response = await client.get("/stream/?topic=live")
+    await read_until(response, b": open")
+    await client.post("/logout/")  # the session goes; the access notice makes the stream look
+
+    async def drain():
+        async for _chunk in response.streaming_content:
+            pass
+
+    await asyncio.wait_for(drain(), 5)  # the stream ended by itself
+    await sync_to_async(response.close)()
+
+
+@pytest.mark.django_db(transaction=True)
+@run_async
+async def test_a_process_that_lost_redis_ends_its_streams(staff, settings):
+    settings.PUSH_URL = ""
+    response = await (await logged_in(staff)).get("/stream/?topic=live")
+    await read_until(response, b": open")
+    hub.broadcast(CLOSE)  # what the listener does when Redis goes away
+
+    async def drain():
+        async for _chunk in response.streaming_content:
+            pass
+
+    await asyncio.wait_for(drain(), 5)
+    await sync_to_async(response.close)()
+
+
+@pytest.mark.django_db
+def test_under_wsgi_the_stream_is_refused_and_pages_do_not_ask_for_one(client, staff):
+    client.force_login(staff)
+    response = client.get("/stream/?topic=live")
+    assert response.status_code == 503
+    assert tickets.held() == 0
+    assert b"sse-connect" not in client.get("/live/").content
+
+
+# --- the stream's access check
+
+
+@pytest.mark.django_db
+def test_a_stream_stays_only_while_its_session_logs_in_active_staff(client, staff):
+    client.force_login(staff)
+    key = client.session.session_key
+    assert still_allowed(key, staff.pk)
+    assert not still_allowed(key, staff.pk + 1)  # someone else's session
+    assert not still_allowed(None, staff.pk)
+    staff.set_password("another-long-password-0123")  # the session's hash no longer matches
+    staff.save()
+    assert not still_allowed(key, staff.pk)
+    client.force_login(staff)
+    key = client.session.session_key
+    assert still_allowed(key, staff.pk)
+    get_user_model().objects.filter(pk=staff.pk).update(is_staff=False)
+    assert not still_allowed(key, staff.pk)
+    get_user_model().objects.filter(pk=staff.pk).update(is_staff=True, is_active=False)
+    assert not still_allowed(key, staff.pk)
+    get_user_model().objects.filter(pk=staff.pk).update(is_active=True)
+    client.logout()
+    assert not still_allowed(key, staff.pk)
+
+
+# --- which pages follow a stream
+
+
+@pytest.mark.parametrize(
+    ("path", "topic"),
+    [
+        ("/live/", "topic=live"),
+        (f"/conversations/{CONVERSATION}/events/", f"topic=conversation%3A{CONVERSATION}"),
+        (f"/users/{ALICE_USER}/", f"topic=user%3A{ALICE_USER}"),
+        ("/conversations/", None),
+        ("/users/", None),
+    ],
+)
+def test_pages_name_their_stream_only_under_asgi(path, topic, settings):
+    from django.core.handlers.asgi import ASGIRequest
+    from django.urls import resolve
+
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": []}
+    request = ASGIRequest(scope, __import__("io").BytesIO())
+    request.resolver_match = resolve(path)
+    expected = f"/stream/?{topic}" if topic else None
+    assert stream_url(request) == expected
+    settings.DASHBOARD_PUSH = False
+    assert stream_url(request) is None
+    settings.DASHBOARD_PUSH = True
+    wsgi = RequestFactory().get(path)
+    wsgi.resolver_match = resolve(path)
+    assert stream_url(wsgi) is None
+
+
+# --- Redis fan-out
+
+
+def redis_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not redis_up(), reason="needs Redis on 127.0.0.1:6379")
+def test_with_redis_a_notice_published_anywhere_reaches_this_process(settings):
+    settings.PUSH_URL = "redis://127.0.0.1:6379/14"
+    settings.PUSH_CHANNEL_PREFIX = f"tests-{random.random()}"
+    fanout.reset()
+    loop, thread = run_loop_in_thread()
+    try:
+        assert fanout.ready()
+        subscription = hub.subscribe(["live"], loop)
+        import redis
+
+        # As another host would: straight onto the channel.
+        redis.Redis.from_url(settings.PUSH_URL).publish(
+            fanout.channel(), encode([Notice("live", "live", {"from": "elsewhere"})])
+        )
+        notice = asyncio.run_coroutine_threadsafe(
+            asyncio.wait_for(subscription.queue.get(), 5), loop
+        ).result(timeout=6)
+        assert notice == Notice("live", "live", {"from": "elsewhere"})
+        fanout.publish([Notice("live", "live", {"from": "here"})])
+        notice = asyncio.run_coroutine_threadsafe(
+            asyncio.wait_for(subscription.queue.get(), 5), loop
+        ).result(timeout=6)
+        assert notice.data == {"from": "here"}
+        hub.unsubscribe(subscription)
+    finally:
+        fanout.reset()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def test_a_redis_that_is_down_makes_streams_wait_and_publishing_harmless(settings):
+    settings.PUSH_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    fanout.reset()
+    try:
+        fanout.publish([Notice("live", "live")])  # logged, not raised
+        original = fanout.READY_WAIT_SECONDS
+        fanout.READY_WAIT_SECONDS = 0.5
+        try:
+            assert not fanout.ready()
+        finally:
+            fanout.READY_WAIT_SECONDS = original
+    finally:
+        fanout.reset()
+
+
+# --- the bound on synchronous requests
+
+
+def test_requests_past_the_bound_wait_then_get_a_503_and_health_checks_pass_by(settings):
+    settings.SYNC_REQUESTS_PER_PROCESS = 1
+    settings.SYNC_REQUEST_QUEUE_SECONDS = 0.2
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["path"])
+        if scope["path"] == "/slow/":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    bounded = BoundedSyncRequests(app)
+
+    async def call(path):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await bounded({"type": "http", "path": path}, None, send)
+        return sent[0]["status"]
+
+    async def scenario():
+        slow = asyncio.create_task(call("/slow/"))
+        await asyncio.sleep(0.05)
+        busy = await call("/live/")
+        health = await call("/healthz")
+        release.set()
+        return await slow, busy, health, await call("/live/")
+
+    assert asyncio.run(scenario()) == (200, 503, 200, 200)
+    assert seen == ["/slow/", "/healthz", "/live/"]
