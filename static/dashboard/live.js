@@ -125,6 +125,60 @@
     return el && el.hasAttribute && el.hasAttribute("data-poll");
   }
 
+  // --- new events: each shown once, counted while out of sight, and the reader's place kept
+
+  var EVENT_ROWS = "event-rows";
+  var unseen = [];  // new rows added out of the reader's sight, oldest first
+  var anchor = null;  // the first row in view before a swap, and where it was
+
+  function inView(row) {
+    var box = row.getBoundingClientRect();
+    return box.bottom > 0 && box.top < window.innerHeight;
+  }
+
+  function renderNewMarker() {
+    var marker = document.getElementById("new-events");
+    if (!marker) { return; }
+    unseen = unseen.filter(function (row) { return document.body.contains(row) && !inView(row); });
+    marker.hidden = !unseen.length;
+    marker.textContent = unseen.length === 1 ? "1 new event" : unseen.length + " new events";
+  }
+
+  function isEventRows(target) { return target && target.id === EVENT_ROWS; }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    anchor = null;
+    var rows = isEventRows(event.detail.target) && event.detail.target.querySelectorAll("tr.event-row");
+    if (!rows || window.scrollY <= 0) { return; }  // at the top: let new rows push in
+    for (var i = 0; i < rows.length; i++) {
+      var top = rows[i].getBoundingClientRect().top;
+      if (top >= 0) { anchor = { row: rows[i], top: top }; return; }
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    if (!isEventRows(target)) { return; }
+    // A notice and a poll can both bring the same event: keep its first row only.
+    var seen = {};
+    Array.prototype.slice.call(target.querySelectorAll("tr.event-row")).forEach(function (row) {
+      if (seen[row.id]) { row.parentNode.removeChild(row); } else { seen[row.id] = true; }
+    });
+    if (anchor && document.body.contains(anchor.row)) {
+      window.scrollBy(0, anchor.row.getBoundingClientRect().top - anchor.top);  // stay put
+    }
+    anchor = null;
+    Array.prototype.slice.call(target.querySelectorAll("tr.event-new:not([data-counted])"))
+      .forEach(function (row) {
+        row.setAttribute("data-counted", "");
+        if (!inView(row)) { unseen.push(row); }
+      });
+    renderNewMarker();
+  });
+
+  window.addEventListener("scroll", function () { if (unseen.length) { renderNewMarker(); } },
+    { passive: true });
+
   // --- UTC or local time
 
   function showLocal() { return stored("localStorage", TIME_KEY) === "local"; }
@@ -265,6 +319,11 @@
     if (!event.target.closest) { return; }
     if (event.target.closest("#pause-toggle")) { setPaused(!isPaused()); }
     if (event.target.closest("#time-toggle")) { setLocal(!showLocal()); }
+    if (event.target.closest("#new-events") && unseen.length) {
+      unseen[0].scrollIntoView({ block: "center" });
+      unseen = [];
+      renderNewMarker();
+    }
   });
 
   // Another tab of the dashboard changed the time switch: follow it.
