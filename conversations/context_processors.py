@@ -38,9 +38,13 @@ _PAGE_TOPICS = {
 
 
 def stream_url(request: HttpRequest) -> str | None:
-    """The stream this page listens to, or None: a page that shows nothing live, push turned
-    off, or a WSGI server (where a stream would pin a thread: the page polls instead)."""
-    if not settings.DASHBOARD_PUSH or not isinstance(request, ASGIRequest):
+    """The stream this page listens to, or None: the page polls instead. None for a page that
+    shows nothing live, with push turned off, under a WSGI server (where a stream would pin a
+    thread), and without VONAGE_SIGNATURE_SECRET: with no webhook accepted, little would be told
+    and a pushed page would wait for news that never comes."""
+    if not (settings.DASHBOARD_PUSH and settings.VONAGE_SIGNATURE_SECRET):
+        return None
+    if not isinstance(request, ASGIRequest):
         return None
     match = getattr(request, "resolver_match", None)
     topic = _PAGE_TOPICS.get(match.view_name) if match else None

@@ -458,11 +458,15 @@ def test_pages_name_their_stream_only_under_asgi(path, topic, settings):
     scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": []}
     request = ASGIRequest(scope, __import__("io").BytesIO())
     request.resolver_match = resolve(path)
+    settings.VONAGE_SIGNATURE_SECRET = "a-secret"
     expected = f"/stream/?{topic}" if topic else None
     assert stream_url(request) == expected
     settings.DASHBOARD_PUSH = False
     assert stream_url(request) is None
     settings.DASHBOARD_PUSH = True
+    settings.VONAGE_SIGNATURE_SECRET = ""  # no webhook is accepted: nothing would be pushed
+    assert stream_url(request) is None
+    settings.VONAGE_SIGNATURE_SECRET = "a-secret"
     wsgi = RequestFactory().get(path)
     wsgi.resolver_match = resolve(path)
     assert stream_url(wsgi) is None
