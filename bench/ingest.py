@@ -46,7 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--conversations", type=int, default=60, help="conversations the events belong to (60)")
     add("--duplicates", type=float, default=0.1, help="share of events sent twice (0.1)")
     add("--workers", type=int, default=2, help="gunicorn workers (2)")
-    add("--threads", type=int, default=8, help="threads per gunicorn worker (8)")
+    add("--sync-requests", type=int, default=0,
+        help="SYNC_REQUESTS_PER_PROCESS: views one uvicorn worker runs at once (the "
+        "dashboard's default, 16)")  # fmt: skip
     add("--database", default="dashboard_bench", help="PostgreSQL database, dropped and created")
     add("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres",
         help="where to create it (an admin connection)")  # fmt: skip
@@ -190,7 +192,7 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = print) -> dic
         cache="database",
         redis_url="",
         workers=args.workers,
-        threads=args.threads,
+        sync_requests=args.sync_requests,
         extra_env={
             "DATABASE_URL": database_url,
             "VONAGE_SIGNATURE_SECRET": SECRET,
@@ -199,7 +201,7 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = print) -> dic
         },
     )
     try:
-        log(f"ingest: gunicorn ({args.workers}x{args.threads}) on PostgreSQL {args.database}")
+        log(f"ingest: gunicorn ({args.workers} uvicorn workers) on PostgreSQL {args.database}")
         stack.start(conversations=5, big_events=10)
         budget = int(args.seconds * 2000) + 2000  # more than the fastest run could send
         work, _ = prepare(args, budget)

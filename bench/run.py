@@ -1,17 +1,21 @@
 """`make bench`: the dashboard under gunicorn on the sandbox with injected upstream latency.
 
 1. A temporary key pair; the sandbox (seed 42, 300 conversations, one of 10,000 events, live
-   activity off) with --latency-ms on every /v1 reply; the dashboard under gunicorn (2 gthread
-   workers, DEBUG off, SQLite in the temporary directory, a dedicated Redis database as the cache
-   shared by the workers), migrated, static files collected, a staff user created.
+   activity off) with --latency-ms on every /v1 reply; the dashboard under gunicorn (2 uvicorn
+   workers, as production: dashboard_project/gunicorn.conf.py; DEBUG off, SQLite in the
+   temporary directory, a dedicated Redis database as the cache shared by the workers),
+   migrated, static files collected, a staff user created.
 2. Simulated staff (threads, one `requests.Session` each, logged in through /login/) run the
    scenarios below; upstream calls come from the sandbox's /_sandbox/stats deltas.
    Then the event store (issue 9): `manage.py backfill` fills it as a first start does, and
    stored conversations' pages are opened cold and warm; the sandbox then signs and POSTs a
    webhook of every event it creates to /webhooks/rtc, and 50 viewers watch a conversation the
    store knows from those webhooks alone (its upstream calls: no worker runs, all are viewers').
-   Last, with that stack stopped, bench/ingest.py's webhook ingestion on PostgreSQL (skipped,
-   and said so, when PostgreSQL does not answer; or with --no-ingest).
+   With that stack stopped, bench/push.py's live push (issue 10) on a stack of its own
+   (PostgreSQL, Redis for the cache and the fan-out): memory and CPU of 1,000 idle streams, 200
+   streams held with pages probed, and event-to-screen latency with 1, 50 and 500 open pages
+   (--no-push skips it, --push-only runs it alone). Last, bench/ingest.py's webhook ingestion on
+   PostgreSQL (skipped, and said so, when PostgreSQL does not answer; or with --no-ingest).
 3. One table of targets with the measured value and PASS/MISS, then the details; the same as
    Markdown in bench-results/results.md (with the raw figures in results.json).
 Everything started is stopped at the end, on errors and on Ctrl-C.
@@ -19,6 +23,7 @@ Everything started is stopped at the end, on errors and on Ctrl-C.
     make bench                          # about 4 minutes
     make bench BENCH_ARGS=--quick       # about 2.5 minutes
     make bench BENCH_ARGS="--latency-ms 200 --cache database"
+    make bench BENCH_ARGS=--push-only   # the push phase alone, about 4 minutes
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ if __package__ in (None, ""):  # run as a script: `python bench/run.py`
 
 import psycopg
 
-from bench import ingest, load, report
+from bench import ingest, load, push, report
 from bench.stack import ROOT, STAFF_USERNAME, Stack, StackError, redis_available
 
 REFRESH_SECONDS = 5.0  # the dashboard's DASHBOARD_REFRESH_SECONDS default
@@ -75,7 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--redis-url", default="redis://127.0.0.1:6379/14",
         help="a Redis database the bench may flush (default db 14)")  # fmt: skip
     add("--workers", type=int, default=2, help="gunicorn workers (2)")
-    add("--gunicorn-threads", type=int, default=8, help="threads per gunicorn worker (8)")
+    add("--sync-requests", type=int, default=0,
+        help="SYNC_REQUESTS_PER_PROCESS: synchronous views one uvicorn worker runs at once "
+        "(the dashboard's default, 16)")  # fmt: skip
     add("--output", type=Path, default=ROOT / "bench-results", help="where results go")
     add("--env", action="append", default=[], metavar="NAME=VALUE",
         help="a setting for the dashboard, e.g. UPSTREAM_CACHE_SECONDS=3 (repeatable)")  # fmt: skip
@@ -94,6 +101,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="PostgreSQL database of the ingestion phase, dropped and created")  # fmt: skip
     add("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres",
         help="PostgreSQL admin connection for the ingestion phase")  # fmt: skip
+    add("--no-push", action="store_true", help="skip the push phase (issue 10)")
+    add("--push-only", action="store_true",
+        help="run only the push phase (no main stack, no ingestion)")  # fmt: skip
+    add("--push-pages", default="1,50,500",
+        help="open Events tabs of one conversation, a latency run each (1,50,500)")  # fmt: skip
+    add("--push-webhooks", type=int, default=None, help="webhooks per latency run (20; quick 8)")
+    add("--push-spacing", type=float, default=1.0, help="s between those webhooks, at least (1)")
+    add("--push-with-header", action="store_true",
+        help="the pages also fetch the header partial on each notice, as the tab does")  # fmt: skip
+    add("--push-idle-streams", type=int, default=1000,
+        help="idle streams for memory and CPU per stream (1000)")  # fmt: skip
+    add("--push-idle-seconds", type=float, default=None,
+        help="CPU window with them open (60: four heartbeats and one access check each; "
+        "quick 15)")  # fmt: skip
+    add("--push-hold-streams", type=int, default=200, help="the issue's held streams (200)")
+    add("--push-hold-seconds", type=float, default=20.0, help="how long they are held (20)")
+    add("--push-database", default="dashboard_push_bench",
+        help="PostgreSQL database of the push phase, dropped and created")  # fmt: skip
     add("--keep-logs", action="store_true", help="keep the temporary directory and its logs")
     add("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -104,6 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "events_rounds": (20, 6),
         "stored": (20, 8),
         "ingest_seconds": (15.0, 5.0),
+        "push_webhooks": (20, 8),
+        "push_idle_seconds": (60.0, 15.0),
     }
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
@@ -515,7 +542,7 @@ def phase_ingest(args: argparse.Namespace) -> dict[str, Any]:
             *("--seconds", f"{args.ingest_seconds:g}"),
             *("--senders", str(args.ingest_senders)),
             *("--workers", str(args.workers)),
-            *("--threads", str(args.gunicorn_threads)),
+            *("--sync-requests", str(args.sync_requests)),
             *("--database", args.ingest_database),
             *("--postgres", args.postgres),
         ]
@@ -525,6 +552,52 @@ def phase_ingest(args: argparse.Namespace) -> dict[str, Any]:
     except (StackError, psycopg.Error) as exc:
         log(f"ingest: failed: {exc}")
         return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+
+
+def phase_push(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/push.py's measurement (issue 10), on its own stack: gunicorn with uvicorn workers,
+    PostgreSQL, Redis for the cache and the fan-out, after the main stack has stopped."""
+    push_args = push.parse_args(
+        [
+            *("--pages", args.push_pages),
+            *("--webhooks", str(args.push_webhooks)),
+            *("--spacing", f"{args.push_spacing:g}"),
+            *("--idle-streams", str(args.push_idle_streams)),
+            *("--idle-seconds", f"{args.push_idle_seconds:g}"),
+            *("--hold-streams", str(args.push_hold_streams)),
+            *("--hold-seconds", f"{args.push_hold_seconds:g}"),
+            *("--latency-ms", str(args.latency_ms)),
+            *("--workers", str(args.workers)),
+            *("--redis-url", args.redis_url),
+            *("--database", args.push_database),
+            *("--postgres", args.postgres),
+            *(["--with-header"] if args.push_with_header else []),
+            *(["--keep-logs"] if args.keep_logs else []),
+            *(f"--env={k}={v}" for k, v in args.extra_env.items()),
+        ]
+    )
+    try:
+        return push.measure(push_args, log=log)
+    except (StackError, load.BenchError, psycopg.Error) as exc:
+        log(f"push: failed: {exc}")
+        return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+
+
+def push_tables(r: dict[str, Any]) -> dict[str, Any]:
+    pushed = r.get("push") or {"skipped": "not run"}
+    if "skipped" in pushed:
+        return {
+            "targets": [
+                ["Push (issue 10): event to screen, streams", "-", pushed["skipped"], "SKIP"]
+            ],
+            "details": [],
+            "figures": [],
+        }
+    return {
+        "targets": push.targets(pushed),
+        "details": push.details(pushed),
+        "figures": push.figures_rows(pushed),
+    }
 
 
 # --- the tables
@@ -627,6 +700,8 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
     )
 
     rows += stored_targets(args, r)
+    pushed = push_tables(r)
+    rows += pushed["targets"]
     rows += ingest_targets(r["ingest"])
 
     detail_rows = []
@@ -694,6 +769,8 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
             ]
         )
 
+    detail_rows += pushed["details"]
+
     staff = r["staff"]
     polling = r["polling"]
     jwt_seen = r["upstream_total"].get("jwt_ids_seen")
@@ -745,6 +822,7 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
             else "not available from this sandbox",
         ],
         *stored_figures(args, r),
+        *pushed["figures"],
         [
             "Memory per worker now (VmRSS)",
             " / ".join(f"{m['rss_mb']:.0f} MB" for m in memory) or "-",
@@ -862,6 +940,10 @@ DETAIL_HEADERS = ("Request", "n", "p50", "p95", "p99", "req/s", "statuses")
 FIGURE_HEADERS = ("Figure", "Measured")
 
 
+def sync_requests(args: argparse.Namespace) -> str:
+    return str(args.sync_requests or args.extra_env.get("SYNC_REQUESTS_PER_PROCESS", 16))
+
+
 def describe_setup(args: argparse.Namespace, stack: Stack, world: dict[str, Any]) -> str:
     cache = (
         f"Redis ({args.redis_url}, flushed first)"
@@ -869,9 +951,12 @@ def describe_setup(args: argparse.Namespace, stack: Stack, world: dict[str, Any]
         else "the default database cache (SQLite, shared by the workers of this host)"
     )
     return (
-        f"upstream latency {args.latency_ms} ms; gunicorn {args.workers} gthread workers x "
-        f"{args.gunicorn_threads} threads; cache {cache}; DEBUG off; SQLite; the sandbox "
-        "signs and POSTs its new events to /webhooks/rtc in the webhook-fed phase; ingestion "
+        f"upstream latency {args.latency_ms} ms; gunicorn {args.workers} uvicorn workers "
+        f"({sync_requests(args)} synchronous views at once each); cache {cache}; DEBUG off; "
+        "SQLite; the sandbox signs and POSTs its new events to /webhooks/rtc in the webhook-fed "
+        "phase; push "
+        + ("skipped; " if args.no_push else f"on PostgreSQL ({args.push_database}) and Redis; ")
+        + "ingestion "
         + ("skipped; " if args.no_ingest else f"on PostgreSQL ({args.ingest_database}); ")
         + "".join(f"{k}={v}; " for k, v in args.extra_env.items())
         + f"{os.cpu_count()} CPUs; Python {platform.python_version()}; "
@@ -891,6 +976,48 @@ def render(tables: dict[str, Any], markdown: bool) -> str:
 
 
 # --- main
+
+
+def write_results(
+    args: argparse.Namespace, began: float, setup: str, tables: dict[str, Any]
+) -> None:
+    """Print the tables, and write them as Markdown to results.md."""
+    elapsed = time.monotonic() - began
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print()
+    print(f"Dashboard benchmark, {stamp}, {elapsed:.0f} s")
+    print(setup)
+    print()
+    print(render(tables, markdown=False))
+    args.output.mkdir(parents=True, exist_ok=True)
+    command = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
+    (args.output / "results.md").write_text(
+        f"# Dashboard benchmark\n\n`{command}` on {stamp} ({elapsed:.0f} s)\n\n{setup}\n\n"
+        + render(tables, markdown=True)
+        + "\n"
+    )
+
+
+def push_only(args: argparse.Namespace, began: float) -> int:
+    """--push-only: the push phase alone, reported in the same three tables."""
+    try:
+        pushed = phase_push(args)
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything")
+        return 130
+    tables = push_tables({"push": pushed})
+    load_average = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    setup = (
+        f"push phase only: upstream latency {args.latency_ms} ms; {os.cpu_count()} CPUs "
+        f"(load average now {load_average}); Python {platform.python_version()}"
+        + "".join(f"; {k}={v}" for k, v in args.extra_env.items())
+    )
+    write_results(args, began, setup, tables)
+    raw = {k: v for k, v in pushed.items()}
+    (args.output / "results.json").write_text(json.dumps(raw, indent=1, default=str))
+    print(f"\nWritten: {args.output / 'results.md'} and results.json")
+    missed = [row[0] for row in tables["targets"] if row[-1] == "MISS"]
+    return 1 if (missed and args.strict) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -914,7 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
         cache=args.cache,
         redis_url=args.redis_url,
         workers=args.workers,
-        threads=args.gunicorn_threads,
+        sync_requests=args.sync_requests,
         keep_logs=args.keep_logs,
         extra_env=args.extra_env,
         webhook_secret=secrets.token_urlsafe(32),
@@ -922,6 +1049,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     rec = load.Recorder()
     staff: list[load.Staff] = []
+    if args.push_only:
+        return push_only(args, began)
     try:
         log(f"starting the sandbox and the dashboard (in {stack.tmp})")
         stack.start(conversations=300, big_events=10_000)
@@ -957,6 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
         for browser in staff:
             browser.close()
         stack.close()
+        results["push"] = {"skipped": "--no-push"} if args.no_push else phase_push(args)
         results["ingest"] = {"skipped": "--no-ingest"} if args.no_ingest else phase_ingest(args)
         tables = build_tables(args, stack, results)
         setup = describe_setup(args, stack, world)
@@ -975,20 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
             browser.close()
         stack.close()
 
-    elapsed = time.monotonic() - began
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print()
-    print(f"Dashboard benchmark, {stamp}, {elapsed:.0f} s")
-    print(setup)
-    print()
-    print(render(tables, markdown=False))
-    args.output.mkdir(parents=True, exist_ok=True)
-    command = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
-    (args.output / "results.md").write_text(
-        f"# Dashboard benchmark\n\n`{command}` on {stamp} ({elapsed:.0f} s)\n\n{setup}\n\n"
-        + render(tables, markdown=True)
-        + "\n"
-    )
+    write_results(args, began, setup, tables)
     raw = {k: v for k, v in results.items() if k != "recorder"}
     raw["ingest"] = {k: v for k, v in results["ingest"].items() if k != "latencies"}
     raw["samples_ms"] = {k: [round(x * 1000, 2) for x in v] for k, v in rec.samples.items()}

@@ -1,4 +1,5 @@
-"""What the benchmark runs: the sandbox and the dashboard under gunicorn, and their teardown.
+"""What the benchmark runs: the sandbox and the dashboard under gunicorn (uvicorn workers, as
+production), and their teardown.
 
 Everything lives in one temporary directory (key pair, SQLite database, logs) and is stopped by
 `Stack.close()`, which `run.py` calls on success, on errors and on Ctrl-C.
@@ -58,7 +59,9 @@ class Stack:
     cache: str  # "redis" or "database" (no CACHE_URL: the default, a table in the database)
     redis_url: str
     workers: int = 2
-    threads: int = 8
+    # SYNC_REQUESTS_PER_PROCESS (dashboard_project/bounded.py): how many synchronous views one
+    # uvicorn worker runs at once, the dashboard's default (16) when 0.
+    sync_requests: int = 0
     keep_logs: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     # With a secret, the sandbox signs a webhook of every event it creates (once a URL is set
@@ -223,11 +226,13 @@ class Stack:
         env = env | {
             "GUNICORN_BIND": f"127.0.0.1:{port}",
             "GUNICORN_WORKERS": str(self.workers),
-            "GUNICORN_THREADS": str(self.threads),
         }
+        if self.sync_requests:
+            env["SYNC_REQUESTS_PER_PROCESS"] = str(self.sync_requests)
         gunicorn = shutil.which("gunicorn", path=str(VENV_BIN)) or "gunicorn"
+        # The application is the config's (wsgi_app: the ASGI one, under uvicorn workers).
         self._gunicorn = subprocess.Popen(
-            [gunicorn, "-c", "dashboard_project/gunicorn.conf.py", "dashboard_project.wsgi"],
+            [gunicorn, "-c", "dashboard_project/gunicorn.conf.py"],
             cwd=ROOT,
             env=env,
             stdout=self._gunicorn_log,
