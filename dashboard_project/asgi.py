@@ -1,7 +1,8 @@
 """The ASGI application: what the production server (uvicorn workers under gunicorn) and `make
-run` (uvicorn) serve. Streams (/stream/) are async and wait on the event loop; every other view is
-synchronous and runs in a thread of its own, so the number of those running at once is bounded
-here (SYNC_REQUESTS_PER_PROCESS), as gunicorn's threads bounded it before."""
+run` (uvicorn) serve. Streams (/stream/) are served straight from here, coroutines on the event
+loop with no thread of their own (conversations/push/stream.py); everything else goes to Django,
+whose synchronous views each run in a thread, so the number of those running at once is bounded
+(SYNC_REQUESTS_PER_PROCESS, dashboard_project/bounded.py), as gunicorn's threads bounded it."""
 
 import os
 
@@ -11,6 +12,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard_project.settings")
 
 django_application = get_asgi_application()
 
-from dashboard_project.bounded import BoundedSyncRequests  # noqa: E402 (after Django's setup)
+from conversations.push.stream import endpoint as stream_endpoint  # noqa: E402 (after setup)
+from dashboard_project.bounded import BoundedSyncRequests  # noqa: E402
 
-application = BoundedSyncRequests(django_application)
+_pages = BoundedSyncRequests(django_application)
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http" and scope.get("path") == "/stream/":
+        await stream_endpoint(scope, receive, send)
+    else:
+        await _pages(scope, receive, send)

@@ -2,8 +2,8 @@
 
 Under ASGI, Django runs each synchronous view in a new thread. Nothing bounds them: a flood of slow
 requests would start thousands of threads. This wrapper lets SYNC_REQUESTS_PER_PROCESS run at
-once; others wait up to SYNC_REQUEST_QUEUE_SECONDS for a place, then get a plain 503. Streams
-(async, no thread) and the health checks (a load balancer must always get an answer) pass by.
+once; others wait up to SYNC_REQUEST_QUEUE_SECONDS for a place, then get a plain 503. The health
+checks pass by (a load balancer must always get an answer); streams never come here (asgi.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 
 from django.conf import settings
 
-_EXEMPT = ("/stream/", "/healthz", "/readyz")
+_EXEMPT = ("/healthz", "/readyz")
 
 
 class BoundedSyncRequests:

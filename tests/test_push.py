@@ -8,7 +8,6 @@ tests/browser/test_push.py; the latency figures in `make bench`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 import socket
 import threading
@@ -16,7 +15,7 @@ import threading
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.test import AsyncClient, RequestFactory
+from django.test import RequestFactory
 
 from conversations.context_processors import stream_url
 from conversations.push import fanout
@@ -30,8 +29,8 @@ from conversations.push.notices import (
     encode,
     parse_topics,
 )
+from conversations.push.stream import format_burst
 from conversations.store import ingest
-from conversations.views.stream import format_burst, still_allowed
 from dashboard_project.bounded import BoundedSyncRequests
 
 CONVERSATION = "CON-1f3a2c5e-8a57-4b6c-9a8e-7d2f0f6b1c11"
@@ -254,7 +253,7 @@ def test_an_event_of_a_conversation_that_is_not_live_leaves_the_board_alone(hear
     assert Notice(f"conversation:{CONVERSATION}", "events", {"after": 1}) in heard
 
 
-# --- the stream view
+# --- the stream endpoint (the ASGI application's /stream/, driven here as a server would)
 
 
 @pytest.fixture
@@ -262,146 +261,242 @@ def staff(django_user_model):
     return django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
 
 
-def run_async(test):
-    """Run an async test on its own event loop (the suite has no async plugin); its database
-    calls go through sync_to_async, so its tests are transactional."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(test(*args, **kwargs))
-
-    return wrapper
+def session_cookie(client, user) -> str:
+    client.force_login(user)
+    return f"sessionid={client.session.session_key}"
 
 
-async def logged_in(user) -> AsyncClient:
-    client = AsyncClient()
-    await client.aforce_login(user)
-    return client
+class Exchange:
+    """One request to the stream endpoint: what it sent, and a way to leave."""
+
+    def __init__(self, task, start, sent, incoming) -> None:
+        self.task, self.start, self.sent, self.incoming = task, start, sent, incoming
+        self.status = start["status"]
+        self.headers = {k.decode(): v.decode() for k, v in start["headers"]}
+        self.body = b""
+
+    async def read_until(self, marker: bytes, seconds: float = 5.0) -> bytes:
+        while marker not in self.body:
+            message = await asyncio.wait_for(self.sent.get(), seconds)
+            self.body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        return self.body
+
+    async def ended(self, seconds: float = 5.0) -> bool:
+        """Whether the endpoint ended the stream by itself (its last message, then returned)."""
+        await asyncio.wait_for(self.task, seconds)
+        while not self.sent.empty():
+            message = self.sent.get_nowait()
+            if not message.get("more_body", False):
+                return True
+        return False
+
+    async def leave(self) -> None:
+        await self.incoming.put({"type": "http.disconnect"})
+        await asyncio.wait_for(self.task, 5)
 
 
-async def read_until(response, marker: bytes, seconds: float = 5.0) -> bytes:
-    seen = b""
+async def request_stream(query: str, cookie: str = "", method: str = "GET") -> Exchange:
+    from dashboard_project.asgi import application
 
-    async def read():
-        nonlocal seen
-        async for chunk in response.streaming_content:
-            seen += chunk if isinstance(chunk, bytes) else chunk.encode()
-            if marker in seen:
-                return
+    sent: asyncio.Queue = asyncio.Queue()
+    incoming: asyncio.Queue = asyncio.Queue()
+    await incoming.put({"type": "http.request", "body": b"", "more_body": False})
+    headers = [(b"host", b"testserver")]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": "/stream/",
+        "raw_path": b"/stream/",
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    task = asyncio.ensure_future(application(scope, incoming.get, sent.put))
+    start = await asyncio.wait_for(sent.get(), 5)
+    return Exchange(task, start, sent, incoming)
 
-    await asyncio.wait_for(read(), seconds)
-    return seen
+
+@pytest.fixture
+def in_process(settings):
+    settings.PUSH_URL = ""
+    settings.ALLOWED_HOSTS = ["testserver"]
 
 
 @pytest.mark.django_db(transaction=True)
-@run_async
-async def test_anonymous_and_non_staff_get_no_stream(django_user_model, settings):
-    settings.PUSH_URL = ""
-    anonymous = await AsyncClient().get("/stream/?topic=live")
-    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
-    outsider = await sync_to_async(django_user_model.objects.create_user)(
-        "outsider", password=PASSWORD
-    )
-    response = await (await logged_in(outsider)).get("/stream/?topic=live")
-    assert response.status_code == 403
+def test_anonymous_and_non_staff_get_no_stream(client, django_user_model, in_process):
+    outsider = django_user_model.objects.create_user("outsider", password=PASSWORD)
+    cookie = session_cookie(client, outsider)
+
+    async def scenario():
+        anonymous = await request_stream("topic=live")
+        forged = await request_stream("topic=live", "sessionid=not-a-session")
+        non_staff = await request_stream("topic=live", cookie)
+        return anonymous, forged, non_staff
+
+    anonymous, forged, non_staff = asyncio.run(scenario())
+    assert anonymous.status == 302
+    assert anonymous.headers["location"] == "/login/?next=/stream/%3Ftopic%3Dlive"
+    assert forged.status == 302
+    assert non_staff.status == 403
     assert tickets.held() == 0 and hub.count() == 0
 
 
 @pytest.mark.django_db(transaction=True)
-@run_async
-async def test_bad_topics_are_refused_before_anything_is_held(staff, settings):
-    settings.PUSH_URL = ""
-    client = await logged_in(staff)
-    for query in ("", "?topic=conversation:CON-x%00", "?topic=access:1", "?topic=user:..%2F"):
-        response = await client.get(f"/stream/{query}")
-        assert response.status_code == 400, query
-    assert tickets.held() == 0
+def test_a_session_whose_password_changed_or_user_left_staff_gets_no_stream(
+    client, staff, in_process
+):
+    cookie = session_cookie(client, staff)
+    staff.set_password("another-long-password-0123")
+    staff.save()
+    assert asyncio.run(request_stream("topic=live", cookie)).status == 302
+    cookie = session_cookie(client, staff)
+    get_user_model().objects.filter(pk=staff.pk).update(is_staff=False)
+    assert asyncio.run(request_stream("topic=live", cookie)).status == 403
+    get_user_model().objects.filter(pk=staff.pk).update(is_staff=True, is_active=False)
+    assert asyncio.run(request_stream("topic=live", cookie)).status in (302, 403)
 
 
 @pytest.mark.django_db(transaction=True)
-@run_async
-async def test_a_stream_says_what_changed_and_gives_its_place_back(staff, settings):
-    settings.PUSH_URL = ""
-    client = await logged_in(staff)
-    response = await client.get(f"/stream/?topic=conversation:{CONVERSATION}")
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/event-stream")
-    assert response["X-Accel-Buffering"] == "no"
-    assert "no-cache" in response["Cache-Control"]
-    opening = await read_until(response, b": open")
+def test_bad_topics_methods_and_hosts_are_refused_before_anything_is_held(
+    client, staff, in_process
+):
+    cookie = session_cookie(client, staff)
+
+    async def scenario():
+        answers = {}
+        for query in ("", "topic=conversation:CON-x%00", "topic=access:1", "topic=user:..%2F"):
+            answers[query] = (await request_stream(query, cookie)).status
+        answers["POST"] = (await request_stream("topic=live", cookie, "POST")).status
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert answers == {
+        "": 400,
+        "topic=conversation:CON-x%00": 400,
+        "topic=access:1": 400,
+        "topic=user:..%2F": 400,
+        "POST": 405,
+    }
+    assert tickets.held() == 0 and hub.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_says_what_changed_and_gives_its_place_back(client, staff, in_process):
+    cookie = session_cookie(client, staff)
+
+    async def scenario():
+        stream = await request_stream(f"topic=conversation:{CONVERSATION}", cookie)
+        opening = await stream.read_until(b": open")
+        held = tickets.held(staff.pk), hub.count()
+        fanout.publish([Notice(f"conversation:{CONVERSATION}", "events", {"after": 7})])
+        fanout.publish([Notice("live", "live")])  # not followed by this stream
+        stream.body = b""
+        notice = await stream.read_until(b"\n\n")
+        await stream.leave()
+        return stream, opening, held, notice
+
+    stream, opening, held, notice = asyncio.run(scenario())
+    assert stream.status == 200
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert stream.headers["x-accel-buffering"] == "no"
+    assert "no-cache" in stream.headers["cache-control"]
     assert opening.startswith(b"retry: ")
-    assert tickets.held(staff.pk) == 1
-    fanout.publish([Notice(f"conversation:{CONVERSATION}", "events", {"after": 7})])
-    fanout.publish([Notice("live", "live")])  # not followed by this stream
-    seen = await read_until(response, b"\n\n", 5)
-    assert seen == b'event: events\ndata: {"after":7}\n\n'
-    await sync_to_async(response.close)()
-    await response.streaming_content.aclose()
-    assert tickets.held(staff.pk) == 0
-    assert hub.count() == 0
+    assert held == (1, 1)
+    assert notice == b'event: events\ndata: {"after":7}\n\n'
+    assert tickets.held(staff.pk) == 0 and hub.count() == 0  # the client left: all given back
 
 
 @pytest.mark.django_db(transaction=True)
-@run_async
-async def test_quiet_streams_get_heartbeats(staff, settings):
-    settings.PUSH_URL = ""
+def test_a_burst_of_notices_makes_one_message_now_and_one_after_the_gap(client, staff, in_process):
+    cookie = session_cookie(client, staff)
+
+    async def scenario():
+        stream = await request_stream("topic=live", cookie)
+        await stream.read_until(b": open")
+        stream.body = b""
+        for n in range(20):
+            fanout.publish([Notice("live", "live", {"n": n})])
+            await asyncio.sleep(0.005)
+        await stream.read_until(b"\n\n")
+        await asyncio.sleep(0.6)  # past the gap: what was held comes as one message
+        await stream.read_until(b'"n":19')
+        await stream.leave()
+        return stream.body
+
+    body = asyncio.run(scenario())
+    assert body.count(b"event: live") == 2
+    assert body.endswith(b'event: live\ndata: {"n":19}\n\n')
+
+
+@pytest.mark.django_db(transaction=True)
+def test_quiet_streams_get_heartbeats(client, staff, in_process, settings):
     settings.DASHBOARD_STREAM_HEARTBEAT_SECONDS = 0.2
-    response = await (await logged_in(staff)).get("/stream/?topic=live")
-    seen = await read_until(response, b": keep-alive\n\n", 3)
-    assert b"event:" not in seen
-    await response.streaming_content.aclose()
-    await sync_to_async(response.close)()
+    cookie = session_cookie(client, staff)
+
+    async def scenario():
+        stream = await request_stream("topic=live", cookie)
+        await stream.read_until(b": keep-alive\n\n", 3)
+        await stream.leave()
+        return stream.body
+
+    assert b"event:" not in asyncio.run(scenario())
 
 
 @pytest.mark.django_db(transaction=True)
-@run_async
-async def test_past_the_per_user_limit_a_stream_is_refused(staff, settings):
-    settings.PUSH_URL = ""
+def test_past_the_per_user_limit_a_stream_is_refused(client, staff, in_process, settings):
     settings.DASHBOARD_STREAMS_PER_USER = 1
-    client = await logged_in(staff)
-    first = await client.get("/stream/?topic=live")
-    assert first.status_code == 200
-    second = await client.get("/stream/?topic=live")
-    assert second.status_code == 429
-    assert second["Retry-After"]
-    assert b"polls instead" in second.content
-    await sync_to_async(first.close)()
-    third = await client.get("/stream/?topic=live")
-    assert third.status_code == 200
-    await sync_to_async(third.close)()
+    cookie = session_cookie(client, staff)
+
+    async def scenario():
+        first = await request_stream("topic=live", cookie)
+        second = await request_stream("topic=live", cookie)
+        await second.read_until(b"instead")
+        await first.leave()
+        third = await request_stream("topic=live", cookie)
+        await third.leave()
+        return first.status, second, third.status
+
+    first, second, third = asyncio.run(scenario())
+    assert (first, second.status, third) == (200, 429, 200)
+    assert second.headers["retry-after"]
+    assert b"polls instead" in second.body
 
 
 @pytest.mark.django_db(transaction=True)
-@run_async
-async def test_logging_out_ends_the_users_streams(staff, settings):
-    settings.PUSH_URL = ""
-    client = await logged_in(staff)
-    response = await client.get("/stream/?topic=live")
-    await read_until(response, b": open")
-    await client.post("/logout/")  # the session goes; the access notice makes the stream look
+def test_logging_out_ends_the_users_streams(client, staff, in_process):
+    cookie = session_cookie(client, staff)
 
-    async def drain():
-        async for _chunk in response.streaming_content:
-            pass
+    async def scenario():
+        stream = await request_stream("topic=live", cookie)
+        await stream.read_until(b": open")
+        # The session goes; the logout's access notice makes the stream look at once.
+        await sync_to_async(client.post)("/logout/")
+        return await stream.ended()
 
-    await asyncio.wait_for(drain(), 5)  # the stream ended by itself
-    await sync_to_async(response.close)()
+    assert asyncio.run(scenario())
+    assert tickets.held() == 0 and hub.count() == 0
 
 
 @pytest.mark.django_db(transaction=True)
-@run_async
-async def test_a_process_that_lost_redis_ends_its_streams(staff, settings):
-    settings.PUSH_URL = ""
-    response = await (await logged_in(staff)).get("/stream/?topic=live")
-    await read_until(response, b": open")
-    hub.broadcast(CLOSE)  # what the listener does when Redis goes away
+def test_a_process_that_lost_redis_ends_its_streams(client, staff, in_process):
+    cookie = session_cookie(client, staff)
 
-    async def drain():
-        async for _chunk in response.streaming_content:
-            pass
+    async def scenario():
+        stream = await request_stream("topic=live", cookie)
+        await stream.read_until(b": open")
+        hub.broadcast(CLOSE)  # what the listener does when Redis goes away
+        return await stream.ended()
 
-    await asyncio.wait_for(drain(), 5)
-    await sync_to_async(response.close)()
+    assert asyncio.run(scenario())
 
 
 @pytest.mark.django_db
@@ -411,31 +506,6 @@ def test_under_wsgi_the_stream_is_refused_and_pages_do_not_ask_for_one(client, s
     assert response.status_code == 503
     assert tickets.held() == 0
     assert b"sse-connect" not in client.get("/live/").content
-
-
-# --- the stream's access check
-
-
-@pytest.mark.django_db
-def test_a_stream_stays_only_while_its_session_logs_in_active_staff(client, staff):
-    client.force_login(staff)
-    key = client.session.session_key
-    assert still_allowed(key, staff.pk)
-    assert not still_allowed(key, staff.pk + 1)  # someone else's session
-    assert not still_allowed(None, staff.pk)
-    staff.set_password("another-long-password-0123")  # the session's hash no longer matches
-    staff.save()
-    assert not still_allowed(key, staff.pk)
-    client.force_login(staff)
-    key = client.session.session_key
-    assert still_allowed(key, staff.pk)
-    get_user_model().objects.filter(pk=staff.pk).update(is_staff=False)
-    assert not still_allowed(key, staff.pk)
-    get_user_model().objects.filter(pk=staff.pk).update(is_staff=True, is_active=False)
-    assert not still_allowed(key, staff.pk)
-    get_user_model().objects.filter(pk=staff.pk).update(is_active=True)
-    client.logout()
-    assert not still_allowed(key, staff.pk)
 
 
 # --- which pages follow a stream

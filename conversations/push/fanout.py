@@ -83,11 +83,16 @@ class Listener:
         self.url = url
         self.channel = channel_name
         self._ready = threading.Event()
+        self._failed = False  # it lost (or never reached) Redis at least once
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="push-listener", daemon=True)
         self._thread.start()
 
     def wait_ready(self, seconds: float) -> bool:
+        """Subscribed: at once. Starting: wait a little for it. Known to be down (it has failed
+        since it started): no wait, so a crowd of reconnecting pages costs nothing."""
+        if self._ready.is_set() or self._failed:
+            return self._ready.is_set()
         return self._ready.wait(seconds)
 
     def stop(self) -> None:
@@ -117,6 +122,7 @@ class Listener:
                 if self._ready.is_set():
                     logger.warning("push: lost Redis; open streams end, pages poll meanwhile")
                 self._ready.clear()
+                self._failed = True
                 hub.broadcast(CLOSE)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)

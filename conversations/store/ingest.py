@@ -419,8 +419,8 @@ def record_api_conversation(app: Application, body: dict[str, Any]) -> StoredCon
         conversation.reconciled_at = timezone.now()
         was_live = conversation.is_live
         refresh_conversation(conversation)
-        if was_live or conversation.is_live:  # what the board and the header show may change
-            notices.conversation_changed(conversation.vonage_id, board=True)
+        # The header shows what the API said; the board, a conversation that is or was live.
+        notices.conversation_changed(conversation.vonage_id, board=was_live or conversation.is_live)
         return conversation
 
 

@@ -46,9 +46,10 @@
     if (!paused) { refreshAll(); }
   }
 
-  function refreshAll() {
+  function refreshAll(reopened) {
     if (!window.htmx) { return; }
     document.querySelectorAll("[data-poll]").forEach(function (el) {
+      if (reopened === false && el.hasAttribute("data-refresh-on-reopen")) { return; }
       window.htmx.trigger(el, "dashboard:refresh");
     });
   }
@@ -271,9 +272,11 @@
       return;
     }
     // A timed poll has no triggering event; a notice or a refresh has one. While the stream is
-    // open, the timer has nothing to add.
+    // open, the timer has nothing to add, except for a panel whose last try failed (a banner over
+    // old data, an events tab that could not load): no notice would retry it.
     var config = event.detail.requestConfig;
-    if (stream === "open" && !(config && config.triggeringEvent)) {
+    var timed = !(config && config.triggeringEvent);
+    if (stream === "open" && timed && !failing[poller.id] && !poller.hasAttribute("data-retry")) {
       event.preventDefault();
       return;
     }
@@ -282,6 +285,8 @@
 
   // --- the stream (htmx's SSE extension announces its state on the sse-connect element)
 
+  var everOpen = false;
+
   function setStream(state) {
     var was = stream;
     stream = state;
@@ -289,8 +294,11 @@
     renderUpdated();
     if (state === "open") {
       lastUpdated = Date.now();
-      // Opened or reopened: what changed before (or between) is not on the stream: fetch it.
-      if (!document.hidden && !isPaused()) { refreshAll(); }
+      // Opened or reopened: what changed before (or between) is not on the stream: fetch it. A
+      // panel marked data-refresh-on-reopen (a costly one, whose data rarely changes between the
+      // page load and its stream opening) waits for a reopen.
+      if (!document.hidden && !isPaused()) { refreshAll(everOpen); }
+      everOpen = true;
     } else if (state === "down" && was === "open" && !document.hidden && !isPaused()) {
       refreshAll();  // dropped: poll at once, then on the timer until it reopens
     }
