@@ -211,15 +211,10 @@ def test_heartbeats_keep_a_quiet_stream_awake(processes, streams):
 # signal, which django.contrib.auth.logout() sends *before* it flushes the session: a stream that
 # checks its session at once still finds it valid (3 trials in 4 here), and then lives on until
 # its next periodic re-check (DASHBOARD_STREAM_RECHECK_SECONDS, 60 s, at its next wake-up).
-LOGOUT_RACE = (
-    "push bug: the logout notice is published before logout() flushes the session, so the "
-    "stream's re-check usually still finds the session valid"
-)
-
-
-@pytest.mark.xfail(reason=LOGOUT_RACE, strict=False)
 def test_logging_out_ends_the_users_open_streams_on_every_process(processes, streams):
-    # A race lost 3 times in 4: three logouts (on either process) all have to end their streams.
+    # Django announces a logout before it deletes the session: a stream that looked only once
+    # at the notice lost that race 3 times in 4. Three logouts (on either process) all have to
+    # end their streams.
     for trial, where in enumerate((processes.a, processes.b, processes.a)):
         session = push_stack.log_in(where.base, "leaver")
         on_a = open_stream(streams, processes.a, "topic=live", session)
