@@ -120,3 +120,12 @@ def staff_user(django_user_model):
 def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client
+
+
+@pytest.fixture(scope="session")
+def live_server(django_db_setup, live_server):
+    """pytest-django's live server, always started once the test database exists: it decides how
+    the server's threads reach the database when it starts, from the test database's settings,
+    which must not depend on whether a database test happened to run first (in the suite, one
+    did; a browser file run alone started the server on the settings before the test database)."""
+    return live_server

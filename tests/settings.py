@@ -7,6 +7,8 @@ CI runs the same suite on PostgreSQL and Redis.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ["READ_DOT_ENV"] = "false"
 os.environ.setdefault("DEBUG", "false")
@@ -17,6 +19,16 @@ os.environ["DASHBOARD_SANDBOX"] = "true"  # without credentials and DEBUG, on pu
 
 from dashboard_project.settings import *  # noqa: F403
 
+# On SQLite, the test database is a file of this run's own, not Django's default in-memory one.
+# pytest-django hands an in-memory database's connection to the live server of the browser tests,
+# whose request threads then all use that one connection at once; Python's sqlite3 connection is
+# not safe for that (two threads running the same query share its prepared statement, and one of
+# them finds no row: a logged-in poll answered as anonymous, its session cookie deleted). With a
+# file, each thread has a connection of its own, with production's WAL and busy timeout.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(Path(tempfile.gettempdir()) / f"dashboard-tests-{os.getpid()}.sqlite3")
+    }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -65,11 +65,9 @@ def browser():
 def dashboard(live_server, sandbox, monkeypatch, settings, django_user_model):
     """The live dashboard on the sandbox, refreshing every second, with a staff user."""
     settings.DASHBOARD_REFRESH_SECONDS = REFRESH_SECONDS
-    # The live server's test database is SQLite in memory with a shared cache, where a table
-    # that another thread writes is refused at once ("database table is locked": no busy wait).
-    # The default cache is a table in that database, written on every upstream read: under load
-    # a page's session read then failed (a 503 page, once in CI). Production's SQLite is a file
-    # with WAL and a busy timeout; here the cache lives in memory instead.
+    # The cache in memory, whatever CACHE_URL says: each test starts with none. (It was first put
+    # here for "database table is locked" errors of a cache table in the in-memory test database;
+    # the test database is now a file, see tests/settings.py.)
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.SESSION_COOKIE_SECURE = False
     settings.CSRF_COOKIE_SECURE = False
