@@ -340,6 +340,23 @@ def test_a_user_the_api_forgot_keeps_a_page_from_the_store(staff_client, upstrea
     assert staff_client.get(nobody).status_code == 404
 
 
+def test_a_users_page_refreshed_while_the_api_is_down_still_shows_the_store(staff_client, upstream):
+    # The page's live region (#user-live) fetches the page again on a stream notice; htmx swaps
+    # only a 2xx, so that answer is a 200 with its banners (marked degraded), unlike the page's.
+    fill(3)
+    user_url = reverse("conversations:user", args=[USR_A])
+    for path in ("", "/conversations", "/sessions"):
+        upstream.get(f"{API}/v1/users/{USR_A}{path}", status=500, json={"title": "Broken"})
+    assert staff_client.get(user_url).status_code == 503
+    response = staff_client.get(user_url, **HTMX)
+    assert response.status_code == 200
+    assert response["X-Dashboard-Degraded"] == "1"
+    html = response.content.decode()
+    section = re.search(rf'id="{dom.USER_MEMBERSHIPS}".*?</table>', html, re.S).group(0)
+    assert "Support call" in section and "phone" in section
+    assert "Couldn&#x27;t load the user." in html
+
+
 # --- against the sandbox: a stored conversation costs no upstream request
 
 

@@ -33,6 +33,7 @@ from .base import (
     page_status,
     shown,
     still_loading,
+    wants_region,
     with_query,
 )
 from .conversation import conversation_title
@@ -176,6 +177,11 @@ def user_detail(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
     context |= _reload(request, poll, outcomes)
     others = (outcomes["conversations"], outcomes["sessions"])
     status = 200 if context["user_from_store"] else page_status(outcomes["user"], user, others)
+    if status == 503 and wants_region(request):
+        # The page refreshing its live region (#user-live, on a stream notice): htmx swaps no
+        # 5xx, so the store's conversations would not update while the API is down. A 200 with
+        # its banners, marked degraded, as the panels answer.
+        status = 200
     response = render(request, "conversations/user.html", context, status=status)
     return mark_degraded(response, any(o.error for o in outcomes.values()))
 

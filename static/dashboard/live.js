@@ -137,24 +137,42 @@
     return box.bottom > 0 && box.top < window.innerHeight;
   }
 
+  // The first event row in view and where it is, to keep it there through a change above it;
+  // null at the top of the page (new rows push in there).
+  function firstRowInView(container) {
+    var rows = container && container.querySelectorAll("tr.event-row");
+    if (!rows || window.scrollY <= 0) { return null; }
+    for (var i = 0; i < rows.length; i++) {
+      var top = rows[i].getBoundingClientRect().top;
+      if (top >= 0) { return { row: rows[i], top: top }; }
+    }
+    return null;
+  }
+
+  function keepInPlace(kept) {
+    if (kept && document.body.contains(kept.row)) {
+      window.scrollBy(0, kept.row.getBoundingClientRect().top - kept.top);
+    }
+  }
+
   function renderNewMarker() {
     var marker = document.getElementById("new-events");
     if (!marker) { return; }
     unseen = unseen.filter(function (row) { return document.body.contains(row) && !inView(row); });
+    var text = unseen.length === 1 ? "1 new event" : unseen.length + " new events";
+    if (marker.hidden === !unseen.length && marker.textContent === text) { return; }
+    // The marker sits above the rows: showing or hiding it must not move what the reader reads
+    // (where the browser does not anchor the scroll position by itself).
+    var kept = firstRowInView(document.getElementById(EVENT_ROWS));
     marker.hidden = !unseen.length;
-    marker.textContent = unseen.length === 1 ? "1 new event" : unseen.length + " new events";
+    marker.textContent = text;
+    keepInPlace(kept);
   }
 
   function isEventRows(target) { return target && target.id === EVENT_ROWS; }
 
   document.addEventListener("htmx:beforeSwap", function (event) {
-    anchor = null;
-    var rows = isEventRows(event.detail.target) && event.detail.target.querySelectorAll("tr.event-row");
-    if (!rows || window.scrollY <= 0) { return; }  // at the top: let new rows push in
-    for (var i = 0; i < rows.length; i++) {
-      var top = rows[i].getBoundingClientRect().top;
-      if (top >= 0) { anchor = { row: rows[i], top: top }; return; }
-    }
+    anchor = isEventRows(event.detail.target) ? firstRowInView(event.detail.target) : null;
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
@@ -165,9 +183,7 @@
     Array.prototype.slice.call(target.querySelectorAll("tr.event-row")).forEach(function (row) {
       if (seen[row.id]) { row.parentNode.removeChild(row); } else { seen[row.id] = true; }
     });
-    if (anchor && document.body.contains(anchor.row)) {
-      window.scrollBy(0, anchor.row.getBoundingClientRect().top - anchor.top);  // stay put
-    }
+    keepInPlace(anchor);  // stay put
     anchor = null;
     Array.prototype.slice.call(target.querySelectorAll("tr.event-new:not([data-counted])"))
       .forEach(function (row) {
