@@ -113,21 +113,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The client waits a little longer than the server's own statement timeout for any answer:
     # a live server cancels first (cleanly); a frozen one is given up on by the client.
     DATABASES["default"]["ANSWER_TIMEOUT"] = DATABASE_STATEMENT_TIMEOUT_MS / 1000 + 1
-    # A pool of connections per process (psycopg_pool, through Django's own `pool` option): each
-    # request borrows one and gives it back, instead of connecting anew (under ASGI a connection
-    # cannot be kept per thread). 0 turns it off (a connection per request, or CONN_MAX_AGE).
-    DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=20)
-    if DATABASE_POOL_SIZE > 0:
-        if DATABASES["default"]["CONN_MAX_AGE"]:
-            raise ImproperlyConfigured(
-                "DATABASE_POOL_SIZE and DATABASE_CONN_MAX_AGE exclude each other: set one to 0."
-            )
-        _options["pool"] = {
-            "min_size": 1,
-            "max_size": DATABASE_POOL_SIZE,
-            # A request waits this long for a free connection, then gets the 503 page.
-            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
-        }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several workers share the file (sessions, the cache): write-ahead logging lets readers go on
     # while one writes, IMMEDIATE transactions queue writers instead of failing them with

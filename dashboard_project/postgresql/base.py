@@ -55,14 +55,6 @@ class _Psycopg:
 class DatabaseWrapper(base.DatabaseWrapper):
     Database = _Psycopg()
 
-    @property
-    def pool(self) -> Any:
-        # The pool makes BoundedConnections too (Django's own pool would make plain ones).
-        options = self.settings_dict["OPTIONS"].get("pool")
-        if isinstance(options, dict):
-            options.setdefault("connection_class", BoundedConnection)
-        return super().pool
-
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         connection = super().get_new_connection(conn_params)
         if isinstance(connection, BoundedConnection):
