@@ -32,6 +32,7 @@ from conversations.push.notices import (
 from conversations.push.stream import format_burst
 from conversations.store import ingest
 from dashboard_project.bounded import BoundedSyncRequests
+from tests import aio
 
 CONVERSATION = "CON-1f3a2c5e-8a57-4b6c-9a8e-7d2f0f6b1c11"
 ALICE = "MEM-aaaaaaaa-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
@@ -342,7 +343,7 @@ def test_anonymous_and_non_staff_get_no_stream(client, django_user_model, in_pro
         non_staff = await request_stream("topic=live", cookie)
         return anonymous, forged, non_staff
 
-    anonymous, forged, non_staff = asyncio.run(scenario())
+    anonymous, forged, non_staff = aio.run(scenario())
     assert anonymous.status == 302
     assert anonymous.headers["location"] == "/login/?next=/stream/%3Ftopic%3Dlive"
     assert forged.status == 302
@@ -357,12 +358,12 @@ def test_a_session_whose_password_changed_or_user_left_staff_gets_no_stream(
     cookie = session_cookie(client, staff)
     staff.set_password("another-long-password-0123")
     staff.save()
-    assert asyncio.run(request_stream("topic=live", cookie)).status == 302
+    assert aio.run(request_stream("topic=live", cookie)).status == 302
     cookie = session_cookie(client, staff)
     get_user_model().objects.filter(pk=staff.pk).update(is_staff=False)
-    assert asyncio.run(request_stream("topic=live", cookie)).status == 403
+    assert aio.run(request_stream("topic=live", cookie)).status == 403
     get_user_model().objects.filter(pk=staff.pk).update(is_staff=True, is_active=False)
-    assert asyncio.run(request_stream("topic=live", cookie)).status in (302, 403)
+    assert aio.run(request_stream("topic=live", cookie)).status in (302, 403)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -378,7 +379,7 @@ def test_bad_topics_methods_and_hosts_are_refused_before_anything_is_held(
         answers["POST"] = (await request_stream("topic=live", cookie, "POST")).status
         return answers
 
-    answers = asyncio.run(scenario())
+    answers = aio.run(scenario())
     assert answers == {
         "": 400,
         "topic=conversation:CON-x%00": 400,
@@ -404,7 +405,7 @@ def test_a_stream_says_what_changed_and_gives_its_place_back(client, staff, in_p
         await stream.leave()
         return stream, opening, held, notice
 
-    stream, opening, held, notice = asyncio.run(scenario())
+    stream, opening, held, notice = aio.run(scenario())
     assert stream.status == 200
     assert stream.headers["content-type"].startswith("text/event-stream")
     assert stream.headers["x-accel-buffering"] == "no"
@@ -432,7 +433,7 @@ def test_a_burst_of_notices_makes_one_message_now_and_one_after_the_gap(client, 
         await stream.leave()
         return stream.body
 
-    body = asyncio.run(scenario())
+    body = aio.run(scenario())
     assert body.count(b"event: live") == 2
     assert body.endswith(b'event: live\ndata: {"n":19}\n\n')
 
@@ -448,7 +449,7 @@ def test_quiet_streams_get_heartbeats(client, staff, in_process, settings):
         await stream.leave()
         return stream.body
 
-    assert b"event:" not in asyncio.run(scenario())
+    assert b"event:" not in aio.run(scenario())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -465,7 +466,7 @@ def test_past_the_per_user_limit_a_stream_is_refused(client, staff, in_process, 
         await third.leave()
         return first.status, second, third.status
 
-    first, second, third = asyncio.run(scenario())
+    first, second, third = aio.run(scenario())
     assert (first, second.status, third) == (200, 429, 200)
     assert second.headers["retry-after"]
     assert b"polls instead" in second.body
@@ -482,7 +483,7 @@ def test_logging_out_ends_the_users_streams(client, staff, in_process):
         await sync_to_async(client.post)("/logout/")
         return await stream.ended()
 
-    assert asyncio.run(scenario())
+    assert aio.run(scenario())
     assert tickets.held() == 0 and hub.count() == 0
 
 
@@ -496,7 +497,7 @@ def test_a_process_that_lost_redis_ends_its_streams(client, staff, in_process):
         hub.broadcast(CLOSE)  # what the listener does when Redis goes away
         return await stream.ended()
 
-    assert asyncio.run(scenario())
+    assert aio.run(scenario())
 
 
 @pytest.mark.django_db
@@ -635,5 +636,5 @@ def test_requests_past_the_bound_wait_then_get_a_503_and_health_checks_pass_by(s
         release.set()
         return await slow, busy, health, await call("/live/")
 
-    assert asyncio.run(scenario()) == (200, 503, 200, 200)
+    assert aio.run(scenario()) == (200, 503, 200, 200)
     assert seen == ["/slow/", "/healthz", "/live/"]

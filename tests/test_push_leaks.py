@@ -24,6 +24,7 @@ from django.test import Client
 from conversations.push import fanout
 from conversations.push.hub import hub
 from conversations.push.limits import tickets
+from tests import aio
 
 PASSWORD = "a-long-password-for-tests-0123"
 
@@ -31,7 +32,7 @@ PASSWORD = "a-long-password-for-tests-0123"
 def run_async(test):
     @functools.wraps(test)
     def wrapper(*args, **kwargs):
-        return asyncio.run(test(*args, **kwargs))
+        return aio.run(test(*args, **kwargs))
 
     return wrapper
 
