@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -7,6 +6,8 @@ from django.utils.http import urlencode
 from conversations.middleware import cache_unavailable
 
 from . import dom
+
+STREAMS_SERVED = "dashboard.streams_served"  # the WSGI environ key dashboard_project/asgi.py sets
 
 _DOM_IDS = dom.for_templates()
 
@@ -44,7 +45,9 @@ def stream_url(request: HttpRequest) -> str | None:
     and a pushed page would wait for news that never comes."""
     if not (settings.DASHBOARD_PUSH and settings.VONAGE_SIGNATURE_SECRET):
         return None
-    if not isinstance(request, ASGIRequest):
+    # Set by the ASGI application (dashboard_project/asgi.py), which serves the streams; under a
+    # WSGI server nobody would answer the stream.
+    if not request.META.get(STREAMS_SERVED):
         return None
     match = getattr(request, "resolver_match", None)
     topic = _PAGE_TOPICS.get(match.view_name) if match else None

@@ -1,9 +1,9 @@
-"""Bound the synchronous requests of one ASGI process.
+"""Bound the wait for one of the page threads of an ASGI process.
 
-Under ASGI, Django runs each synchronous view in a new thread. Nothing bounds them: a flood of slow
-requests would start thousands of threads. This wrapper lets SYNC_REQUESTS_PER_PROCESS run at
-once; others wait up to SYNC_REQUEST_QUEUE_SECONDS for a place, then get a plain 503. The health
-checks pass by (a load balancer must always get an answer); streams never come here (asgi.py).
+The pages run in a fixed pool of SYNC_REQUESTS_PER_PROCESS threads (asgi.py); behind it, requests
+would queue without end. Here as many as there are threads run at once; the others wait up to
+SYNC_REQUEST_QUEUE_SECONDS for a place, then get a plain 503, so that a flood of slow requests is
+refused rather than queued for minutes. Streams and the health checks never come here (asgi.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import asyncio
 
 from django.conf import settings
 
-_EXEMPT = ("/healthz", "/readyz")
-
 
 class BoundedSyncRequests:
     def __init__(self, app) -> None:
@@ -21,7 +19,7 @@ class BoundedSyncRequests:
         self._places: asyncio.Semaphore | None = None
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope.get("path", "") in _EXEMPT:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if self._places is None:  # made on the server's own event loop

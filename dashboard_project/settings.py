@@ -92,11 +92,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "dashboard_project.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-# 0: a connection per request. The web server is ASGI (uvicorn workers), where each request's
-# synchronous code runs in a thread of its own: a connection kept for reuse would stay behind in
-# a thread that is gone (Django's docs: disable persistent connections under ASGI). Behind
-# PgBouncer a connection costs little; the benchmark measures it.
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 # A persistent connection is checked before it is reused, so the first request after the database
 # came back does not fail on a connection that died meanwhile.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -406,8 +402,8 @@ HUEY |= {
 
 # --- Live push (conversations/push): notices to open pages over server-sent events
 DASHBOARD_PUSH = env.bool("DASHBOARD_PUSH", default=True)  # false: every page polls, as before
-# Synchronous requests (every page) one web process runs at once, each in its own thread; more
-# wait up to SYNC_REQUEST_QUEUE_SECONDS, then get a 503 (dashboard_project/bounded.py).
+# The page threads of one web process (every view but the stream runs in one of them); requests
+# that find all busy wait up to SYNC_REQUEST_QUEUE_SECONDS, then get a 503 (asgi.py, bounded.py).
 SYNC_REQUESTS_PER_PROCESS = env.int("SYNC_REQUESTS_PER_PROCESS", default=16)
 SYNC_REQUEST_QUEUE_SECONDS = env.float("SYNC_REQUEST_QUEUE_SECONDS", default=10)
 # Fan-out across processes and hosts: Redis pub/sub, by default on CACHE_URL's Redis. Without
@@ -438,6 +434,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.server": {"level": env.str("ACCESS_LOG_LEVEL", default="INFO")},
+        # uvicorn's access lines (`make run`; gunicorn's own access log is GUNICORN_ACCESS_LOG).
+        "uvicorn.access": {"level": env.str("ACCESS_LOG_LEVEL", default="INFO")},
         # `run_huey` gives huey's logger a handler of its own: once is enough.
         "huey": {"propagate": False},
     },
