@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from conversations.middleware import cache_unavailable
+from conversations.push import notices
 
 from . import dom
 
@@ -28,13 +29,13 @@ def dashboard(request: HttpRequest) -> dict:
     }
 
 
-# What each page follows on its stream (conversations/push/notices.py names the topics).
+# What each page follows on its stream (the topics are named in conversations/push/notices.py).
 _PAGE_TOPICS = {
-    "conversations:live": lambda kwargs: "live",
-    "conversations:detail": lambda kwargs: f"conversation:{kwargs['conversation_id']}",
-    "conversations:members": lambda kwargs: f"conversation:{kwargs['conversation_id']}",
-    "conversations:events": lambda kwargs: f"conversation:{kwargs['conversation_id']}",
-    "conversations:user": lambda kwargs: f"user:{kwargs['user_id']}",
+    "conversations:live": lambda kwargs: notices.LIVE,
+    "conversations:detail": lambda kwargs: notices.conversation_topic(kwargs["conversation_id"]),
+    "conversations:members": lambda kwargs: notices.conversation_topic(kwargs["conversation_id"]),
+    "conversations:events": lambda kwargs: notices.conversation_topic(kwargs["conversation_id"]),
+    "conversations:user": lambda kwargs: notices.user_topic(kwargs["user_id"]),
 }
 
 

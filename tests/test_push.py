@@ -84,11 +84,17 @@ def test_notices_survive_the_wire_and_garbage_does_not():
 # --- the hub
 
 
-def run_loop_in_thread():
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
+@pytest.fixture
+def loop():
+    """An event loop running on a thread of its own, as a stream's loop runs beside the threads
+    that deliver notices to it."""
+    running = asyncio.new_event_loop()
+    thread = threading.Thread(target=running.run_forever, daemon=True)
     thread.start()
-    return loop, thread
+    yield running
+    running.call_soon_threadsafe(running.stop)
+    thread.join()
+    running.close()
 
 
 def queued(loop, subscription) -> list[Notice]:
@@ -101,42 +107,30 @@ def queued(loop, subscription) -> list[Notice]:
     return asyncio.run_coroutine_threadsafe(read(), loop).result(timeout=5)
 
 
-def test_the_hub_hands_notices_to_subscribers_of_their_topic_only_from_any_thread():
+def test_the_hub_hands_notices_to_subscribers_of_their_topic_only_from_any_thread(loop):
     local = Hub()
-    loop, thread = run_loop_in_thread()
-    try:
-        board = local.subscribe(["live"], loop)
-        page = local.subscribe([f"conversation:{CONVERSATION}"], loop)
-        sender = threading.Thread(target=local.deliver, args=(Notice("live", "live"),))
-        sender.start()
-        sender.join()
-        assert queued(loop, board) == [Notice("live", "live")]
-        assert queued(loop, page) == []
-        assert local.broadcast(RESYNC) == 2
-        assert queued(loop, page) == [RESYNC]
-        local.unsubscribe(board)
-        assert local.deliver(Notice("live", "live")) == 0
-        assert local.count() == 1
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+    board = local.subscribe(["live"], loop)
+    page = local.subscribe([f"conversation:{CONVERSATION}"], loop)
+    sender = threading.Thread(target=local.deliver, args=(Notice("live", "live"),))
+    sender.start()
+    sender.join()
+    assert queued(loop, board) == [Notice("live", "live")]
+    assert queued(loop, page) == []
+    assert local.broadcast(RESYNC) == 2
+    assert queued(loop, page) == [RESYNC]
+    local.unsubscribe(board)
+    assert local.deliver(Notice("live", "live")) == 0
+    assert local.count() == 1
 
 
-def test_a_subscriber_that_falls_behind_gets_one_resync_instead_of_the_backlog():
+def test_a_subscriber_that_falls_behind_gets_one_resync_instead_of_the_backlog(loop):
     local = Hub()
-    loop, thread = run_loop_in_thread()
-    try:
-        page = local.subscribe(["live"], loop)
-        for n in range(QUEUE_SIZE + 5):
-            local.deliver(Notice("live", "live", {"n": n}))
-        backlog = queued(loop, page)
-        assert RESYNC in backlog
-        assert len(backlog) < QUEUE_SIZE
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+    page = local.subscribe(["live"], loop)
+    for n in range(QUEUE_SIZE + 5):
+        local.deliver(Notice("live", "live", {"n": n}))
+    backlog = queued(loop, page)
+    assert RESYNC in backlog
+    assert len(backlog) < QUEUE_SIZE
 
 
 def test_a_subscriber_whose_loop_closed_is_skipped():
@@ -554,35 +548,30 @@ def redis_up() -> bool:
 
 
 @pytest.mark.skipif(not redis_up(), reason="needs Redis on 127.0.0.1:6379")
-def test_with_redis_a_notice_published_anywhere_reaches_this_process(settings):
+def test_with_redis_a_notice_published_anywhere_reaches_this_process(settings, loop):
+    import redis
+
     settings.PUSH_URL = "redis://127.0.0.1:6379/14"
     settings.PUSH_CHANNEL_PREFIX = f"tests-{random.random()}"
     fanout.reset()
-    loop, thread = run_loop_in_thread()
+
+    def next_notice(subscription) -> Notice:
+        waiting = asyncio.wait_for(subscription.queue.get(), 5)
+        return asyncio.run_coroutine_threadsafe(waiting, loop).result(timeout=6)
+
     try:
         assert fanout.ready()
         subscription = hub.subscribe(["live"], loop)
-        import redis
-
         # As another host would: straight onto the channel.
         redis.Redis.from_url(settings.PUSH_URL).publish(
             fanout.channel(), encode([Notice("live", "live", {"from": "elsewhere"})])
         )
-        notice = asyncio.run_coroutine_threadsafe(
-            asyncio.wait_for(subscription.queue.get(), 5), loop
-        ).result(timeout=6)
-        assert notice == Notice("live", "live", {"from": "elsewhere"})
+        assert next_notice(subscription) == Notice("live", "live", {"from": "elsewhere"})
         fanout.publish([Notice("live", "live", {"from": "here"})])
-        notice = asyncio.run_coroutine_threadsafe(
-            asyncio.wait_for(subscription.queue.get(), 5), loop
-        ).result(timeout=6)
-        assert notice.data == {"from": "here"}
+        assert next_notice(subscription).data == {"from": "here"}
         hub.unsubscribe(subscription)
     finally:
         fanout.reset()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
 
 
 def test_a_redis_that_is_down_makes_streams_wait_and_publishing_harmless(settings):

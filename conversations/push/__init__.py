@@ -11,5 +11,6 @@ it shows whenever its stream (re)opens.
 - hub.py: this process's open streams and the notices they wait for;
 - fanout.py: publishing notices, across processes and hosts through Redis when configured;
 - limits.py: how many streams one user, and one process, may hold;
-- conversations/views/stream.py: the stream URL itself.
+- stream.py: the stream itself, /stream/, served by the ASGI application (dashboard_project/
+  asgi.py); conversations/views/stream.py is its stand-in under a WSGI server (a 503).
 """

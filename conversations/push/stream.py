@@ -118,8 +118,9 @@ async def endpoint(scope: dict, receive, send) -> None:
     if request.method != "GET":
         await _plain(send, 405, "GET only.", ((b"allow", b"GET"),))
         return
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
     try:
-        visitor = await _identify(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+        visitor = await _identify(session_key)
     except DatabaseError:
         await _plain(send, 503, "The database is unavailable; pages poll instead.", retry=10)
         return
@@ -150,7 +151,6 @@ async def endpoint(scope: dict, receive, send) -> None:
         [*topics, access_topic(visitor.user_pk)], asyncio.get_running_loop()
     )
     try:
-        session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
         await _serve(events(subscription, visitor.user_pk, session_key), receive, send)
     finally:
         hub.unsubscribe(subscription)
