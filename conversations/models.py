@@ -2,6 +2,7 @@
 
 from conversations.store.models import (  # noqa: F401
     Application,
+    SearchKey,
     StoredConversation,
     StoredEvent,
     StoredMember,

@@ -370,6 +370,12 @@ DASHBOARD_RETENTION_DAYS = env.int("DASHBOARD_RETENTION_DAYS", default=90)
 if DASHBOARD_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("DASHBOARD_RETENTION_DAYS must be 0 (keep all) or more.")
 
+# Search over the stored history (conversations/store/search.py): the longest one search may run.
+# A search that runs out asks for a narrower query (400) rather than hold a worker.
+DASHBOARD_SEARCH_TIMEOUT_MS = env.int("DASHBOARD_SEARCH_TIMEOUT_MS", default=2000)
+if DASHBOARD_SEARCH_TIMEOUT_MS < 1:
+    raise ImproperlyConfigured("DASHBOARD_SEARCH_TIMEOUT_MS must be at least 1.")
+
 # The first backfill (the worker's, on a store never backfilled): conversations started in the
 # last this many days (the API keeps call conversations 2 days by default).
 DASHBOARD_BACKFILL_DAYS = env.int("DASHBOARD_BACKFILL_DAYS", default=2)

@@ -21,7 +21,7 @@ from django.db import transaction
 from conversations import ids
 from conversations.schema import CONVERSATION_OVER_STATES, Channel, Conversation, Endpoint, Member
 
-from . import ingest
+from . import ingest, search_index
 from .models import Application, StoredConversation, StoredMember
 
 MEMBER_STATES = ("INVITED", "JOINED", "LEFT")
@@ -107,6 +107,7 @@ def fill_members(
             _fill(row, member)
             row.state_event_id = max(as_of, 0)
             row.save()
+            search_index.index_member(row)
             filled += 1
         if filled:
             ingest.refresh_conversation(conversation)

@@ -22,6 +22,7 @@ from conversations import ids
 from conversations.push import notices
 from conversations.schema import parse_time
 
+from . import search_index
 from .models import Application, StoredConversation, StoredEvent, StoredMember, WebhookReceipt
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -234,6 +235,7 @@ def _store(
             )
         )
     new = [row for row in rows if row.event_id not in existing]
+    search_index.index_events(conversation, new)
     StoredEvent.objects.bulk_create(new, ignore_conflicts=True)
     if new:
         applied = [(f, b) for f, b in events if f.event_id not in existing]
@@ -419,6 +421,7 @@ def record_api_conversation(app: Application, body: dict[str, Any]) -> StoredCon
         conversation.reconciled_at = timezone.now()
         was_live = conversation.is_live
         refresh_conversation(conversation)
+        search_index.index_conversation(conversation)
         # The header shows what the API said; the board, a conversation that is or was live.
         notices.conversation_changed(conversation.vonage_id, board=was_live or conversation.is_live)
         return conversation

@@ -132,6 +132,10 @@ class StoredEvent(models.Model):
     from_member = models.CharField(max_length=100, blank=True)
     timestamp = models.DateTimeField(null=True, blank=True)
     body = models.JSONField()  # the whole event as it arrived (webhook body or API item)
+    # The words staff search for (message texts, custom event bodies), derived at ingestion by
+    # search_index.py. On PostgreSQL a generated tsvector column over it has a GIN index
+    # (migration 0004), which the model does not declare: search.py queries it by name.
+    text = models.TextField(blank=True, default="")
     source = models.CharField(max_length=10, default=WEBHOOK)
     stored_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -139,9 +143,41 @@ class StoredEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["conversation", "event_id"], name="store_event_unique")
         ]
+        # A conversation's events of some types: the timeline, the search's event type filter.
+        indexes = [models.Index(fields=["conversation", "type"], name="store_event_type")]
 
     def __str__(self) -> str:
         return f"{self.conversation_id}#{self.event_id}"
+
+
+class SearchKey(models.Model):
+    """One thing a conversation can be found by, other than words: a phone number, a SIP
+    address, a name or an id, normalised by search_index.py so that every common form of it
+    finds the same row. Written with the events, members and API answers that mention it."""
+
+    NUMBER = "number"  # the digits of the number, reversed: a suffix search is a prefix search
+    SIP = "sip"  # a SIP address without its scheme and parameters, and its user part alone
+    NAME = "name"  # a name or display name, lowercased, whole and word by word
+    ID = "id"  # a conversation, member or user id, lowercased
+
+    conversation = models.ForeignKey(
+        StoredConversation, on_delete=models.CASCADE, related_name="search_keys"
+    )
+    kind = models.CharField(max_length=8)
+    # db_index: on PostgreSQL Django adds a varchar_pattern_ops index too, which prefix
+    # searches (LIKE 'x%') use whatever the database's collation.
+    value = models.CharField(max_length=200, db_index=True)
+    label = models.CharField(max_length=200)  # the form it was first seen in, shown as the match
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "kind", "value"], name="store_search_key_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
 
 
 class WebhookReceipt(models.Model):
