@@ -237,12 +237,11 @@ def test_a_search_that_runs_out_of_time_is_too_broad(settings):
     slow = (
         "SELECT pg_sleep(1)"
         if connection.vendor == "postgresql"
-        else "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+        else "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+        "SELECT count(*) FROM n"
     )
-    with pytest.raises(search.TooBroad):
-        with search.time_limit():
-            with connection.cursor() as cursor:
-                cursor.execute(slow)
+    with pytest.raises(search.TooBroad), search.time_limit(), connection.cursor() as cursor:
+        cursor.execute(slow)
     # The connection is usable afterwards, without the limit.
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
