@@ -251,7 +251,6 @@ class SearchForm(forms.Form):
         choices=[(n, str(n)) for n in PAGE_SIZES],
         coerce=int,
         required=False,
-        empty_value=25,
         label="Per page",
     )
     # The page the box is on, when it is a conversation's: a pasted member id goes to its page.
@@ -260,6 +259,9 @@ class SearchForm(forms.Form):
     def __init__(self, data: QueryDict | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         kwargs.setdefault("auto_id", "id_search_%s")  # the header's box has its own ids
+        if data is not None and not data.get("page_size"):
+            data = data.copy()  # the select then shows the page size the page really uses
+            data["page_size"] = "25"
         super().__init__(data, **kwargs)
         self.fields["event_type"].widget.attrs["list"] = dom.EVENT_TYPE_OPTIONS
 
