@@ -81,8 +81,14 @@ _E164 = re.compile(r"\+[0-9]{6,15}")
 _NOT_FILENAME = re.compile(r"[^A-Za-z0-9]+")
 
 
-class RawJSON(str):
-    """JSON text as the database gave it: embedded as it is in a JSON export, a string in CSV."""
+class RawJSON:
+    """JSON text as the database gave it: embedded as it is in a JSON export, a string in CSV.
+    (A wrapper, not a str subclass, which would copy every body once more.)"""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -203,7 +209,9 @@ def neutralise(text: str) -> str:
 
 
 def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if value.utcoffset():  # the databases give UTC; anything else is converted first
+        value = value.astimezone(dt.UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _csv_text(value: Any) -> str:
@@ -211,6 +219,8 @@ def _csv_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, RawJSON):
+        return value.text
     if isinstance(value, dt.datetime):
         return _iso(value)
     if isinstance(value, bool):
@@ -221,15 +231,25 @@ def _csv_text(value: Any) -> str:
 
 
 def _csv_cells(cells: tuple) -> list[str]:
-    return [neutralise(_csv_text(value)) for value in cells]
+    # neutralise(_csv_text(value)) for each cell, inlined: this runs for every cell of a
+    # million-row export.
+    row = []
+    for value in cells:
+        text = value if type(value) is str else _csv_text(value)
+        if text and text[0] in _FORMULA_STARTS and not _E164.fullmatch(text):
+            text = "'" + text
+        row.append(text)
+    return row
 
 
 _json_string = json.encoder.encode_basestring  # the C encoder; keeps non-ASCII as it is
 
 
 def _json_value(value: Any) -> str:
+    if type(value) is str:
+        return _json_string(value)
     if isinstance(value, RawJSON):
-        return value
+        return value.text
     if isinstance(value, str):
         return _json_string(value)
     if value is None:
@@ -322,10 +342,11 @@ def _filename_part(text: str) -> str:
 
 
 def link_queries(params: QueryDict, keep: Iterable[str]) -> dict[str, str]:
-    """The query strings of a page's two export links: the page's own values of the parameters
-    in `keep` (its filters, as given), then `format`. Put after `{% url %}` and a `?`; the
-    template escapes them like any value."""
-    kept = [(name, params[name]) for name in keep if params.get(name)]
+    """The query strings of a page's two export links: the page's own parameters among `keep`
+    (its filters, as given and in its order; a repeated one once, as the page reads it), then
+    `format`. Put after `{% url %}` and a `?`; the template escapes them like any value."""
+    wanted = set(keep)
+    kept = [(name, value) for name, value in params.items() if name in wanted and value]
     return {fmt: urlencode([*kept, ("format", fmt)]) for fmt in FORMATS}
 
 
