@@ -282,6 +282,14 @@ def urls_to_walk(world, rich, api_only) -> list[tuple[str, str, dict[str, str]]]
                 {"after": "0"},
             ),
         ]
+        for fmt in ("csv", "json"):
+            walk.append(
+                (
+                    "conversations:events",
+                    reverse("conversations:events", args=args),
+                    {"format": fmt},
+                )
+            )
         for m in conv.members[:3]:
             walk.append(
                 (
@@ -294,6 +302,8 @@ def urls_to_walk(world, rich, api_only) -> list[tuple[str, str, dict[str, str]]]
         ("conversations:live", reverse("conversations:live"), {}),
         ("conversations:list", reverse("conversations:list"), {}),
         ("conversations:list", reverse("conversations:list"), {"state": "ended"}),
+        ("conversations:list", reverse("conversations:list"), {"format": "csv"}),
+        ("conversations:list", reverse("conversations:list"), {"format": "json"}),
         ("conversations:users", reverse("conversations:users"), {}),
         ("conversations:user", reverse("conversations:user", args=[member.user_id]), {}),
         ("conversations:search", reverse("conversations:search"), {"q": number}),
