@@ -10,6 +10,7 @@ import html
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -308,6 +309,8 @@ def urls_to_walk(world, rich, api_only) -> list[tuple[str, str, dict[str, str]]]
         ("conversations:user", reverse("conversations:user", args=[member.user_id]), {}),
         ("conversations:search", reverse("conversations:search"), {"q": number}),
         ("conversations:search", reverse("conversations:search"), {"q": f"+{number}"}),
+        ("conversations:search", reverse("conversations:search"), {"q": number, "format": "csv"}),
+        ("conversations:search", reverse("conversations:search"), {"q": number, "format": "json"}),
         ("conversations:jump", reverse("conversations:jump"), {"id": rich[0]}),
         ("conversations:stream", reverse("conversations:stream"), {"topics": "live"}),
     ]
@@ -328,7 +331,7 @@ def walk(client, world, rich, api_only) -> tuple[set[str], list[tuple[str, str]]
             if name == "conversations:search":
                 # The query as the user typed it, in the box and the title, is theirs: what the
                 # search found is checked.
-                page = page.replace(query["q"], "")
+                page = page.replace(query["q"], "").replace(quote_plus(query["q"]), "")
             pages.append((f"{url}?{query}", page))
     return visited, pages
 

@@ -122,4 +122,11 @@ def api() -> Any:
 
 
 queries = _Door(store_queries)  # one too-old conversation reads as not stored
-search = _Door(store_search, passthrough=frozenset({"parse", "jump_target", "normalise"}))
+# `matching` is a queryset for an export, which masks its rows for the viewer (exports.py), as
+# `matched` does its column (given whether to mask).
+search = _Door(
+    store_search,
+    passthrough=frozenset(
+        {"parse", "jump_target", "normalise", "matching", "matched", "time_limit"}
+    ),
+)
