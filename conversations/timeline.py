@@ -30,13 +30,14 @@ cut something is said in `notes`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db.models import Q
 from django.db.models.fields.json import KT
-from django.db.models.functions import Substr
+from django.db.models.functions import Coalesce, Length, Substr
 
 from conversations import ids
 from conversations.store.models import StoredConversation
@@ -48,7 +49,9 @@ MAX_MEMBERS_READ = 2000  # members read to tell whose legs the events are on
 MAX_EVENTS = 20_000  # timeline events read (the oldest first); more says so
 MAX_LEGS_PER_ROW = 3
 BUCKETS = 200  # marks and status changes closer than 1/BUCKETS of the axis merge into one
-MAX_MARKS = 600  # marks drawn in all (after merging)
+MIN_BUCKETS = 12  # the widest step a busy row's marks merge over
+MAX_MARKS = 300  # marks drawn in all (after merging): a row's share is its budget
+MIN_ROW_MARKS = 30  # a row's budget, however many rows
 MAX_STRETCHES = 600  # leg status stretches drawn in all (after merging)
 MAX_LISTED = 12  # marks and statuses listed per row in the table
 MAX_MERGED_LABELS = 3  # values named in the title of merged marks ("5, 1, #")
@@ -264,7 +267,10 @@ def _text(value: Any, limit: int = TEXT_LIMIT) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def _member_id(value: Any) -> str:
+@functools.lru_cache(maxsize=1024)
+def _member_id(value: str) -> str:
+    """A sender or subject as a stored member's id ("" when it is none): a conversation has few
+    of them, and 10,000 events name them again and again."""
     return ids.canonical(value) if ids.is_valid("member", value) else ""
 
 
@@ -316,7 +322,8 @@ def _read_members(stored: StoredConversation) -> list[dict[str, Any]]:
             leg_a=Substr(KT("channel__id"), 1, ID_LIMIT),
             leg_b=Substr(KT("channel__leg_ids__0"), 1, ID_LIMIT),
             leg_c=Substr(KT("channel__leg_ids__1"), 1, ID_LIMIT),
-            name_cut=Substr("user_name", 1, NAME_LIMIT + 1),
+            name_cut=Substr("user_name", 1, NAME_LIMIT),
+            name_length=Length("user_name"),
         )[: MAX_MEMBERS_READ + 1]
     )
 
@@ -328,14 +335,16 @@ def _read_events(stored: StoredConversation) -> list[dict[str, Any]]:
         .order_by("event_id")
         .values("event_id", "type", "from_member", "timestamp")
         .annotate(
-            leg=_body_text("leg_id"),
-            channel_leg=_body_text("channel__id"),
-            channel_leg_first=_body_text("channel__leg_ids__0"),
+            # The leg: leg:status:update says `leg_id`; call and audio events, their channel's.
+            leg=Coalesce(
+                _body_text("leg_id"),
+                _body_text("channel__id"),
+                _body_text("channel__leg_ids__0"),
+            ),
             subject=_body_text("member_id"),
             status=_body_text("status", 40),
             direction=_body_text("direction", 20),
-            digit=_body_text("digit", 40),
-            digits=_body_text("digits", 40),
+            digits=Coalesce(_body_text("digit", 40), _body_text("digits", 40)),
             reason_code=_body_text("reason__code", 20),
             reason_text=_body_text("reason__text", TEXT_LIMIT),
             reason=_body_text("reason", TEXT_LIMIT),
@@ -510,11 +519,7 @@ def _build(
         kind = row["type"]
         when = row["timestamp"] if isinstance(row["timestamp"], dt.datetime) else None
         sender = _member_id(row["from_member"])
-        leg = (
-            _text(row["leg"], ID_LIMIT)
-            or _text(row["channel_leg"], ID_LIMIT)
-            or _text(row["channel_leg_first"], ID_LIMIT)
-        )
+        leg = _text(row["leg"], ID_LIMIT)
         if kind in MEMBERSHIP_TYPES:
             subject = _member_id(row["subject"]) or sender
             if subject and when is not None:
@@ -546,7 +551,7 @@ def _build(
         elif kind in TRANSFER_TYPES:
             member.events.append(_Event("transfer", when, "Transferred", ""))
         elif kind in DTMF_TYPES:
-            digits = _text(row["digit"], 40) or _text(row["digits"], 40)
+            digits = _text(row["digits"], 40)
             member.events.append(
                 _Event("dtmf", when, f"DTMF {digits}" if digits else "DTMF", digits)
             )
@@ -568,7 +573,8 @@ def _build(
     drawn = drawn[:MAX_ROWS]
     if unowned.legs or unowned.events:
         drawn.append(unowned)
-    rows = [_row(member, axis, counts, live=not over) for member in drawn]
+    budget = max(MIN_ROW_MARKS, MAX_MARKS // max(len(drawn), 1))
+    rows = [_row(member, axis, counts, live=not over, budget=budget) for member in drawn]
     top = AXIS_HEIGHT
     for row in rows:
         row.top = top
@@ -597,7 +603,10 @@ def _members(member_rows: list[dict[str, Any]]) -> tuple[dict[str, _Member], dic
     leg_owner: dict[str, str] = {}
     for row in member_rows:
         member_id = row["vonage_id"]
-        name = _text(row["name_cut"], NAME_LIMIT) or _text(row["user_id"]) or member_id
+        name = _text(row["name_cut"], NAME_LIMIT)
+        if name and (row["name_length"] or 0) > NAME_LIMIT and not name.endswith("…"):
+            name = name[: NAME_LIMIT - 1] + "…"  # cut by the database: say so
+        name = name or _text(row["user_id"]) or member_id
         members[member_id] = _Member(
             member_id=member_id,
             label=name,
@@ -654,7 +663,7 @@ def _row_order(member: _Member) -> tuple[int, dt.datetime]:
     return (0, first) if first is not None else (1, dt.datetime.max.replace(tzinfo=dt.UTC))
 
 
-def _row(member: _Member, axis: _Axis, counts: _Counts, *, live: bool) -> Row:
+def _row(member: _Member, axis: _Axis, counts: _Counts, *, live: bool, budget: int) -> Row:
     row = Row(
         member_id=member.member_id,
         label=member.label,
@@ -677,7 +686,7 @@ def _row(member: _Member, axis: _Axis, counts: _Counts, *, live: bool) -> Row:
             counts.legs_cut += 1
             continue
         row.lanes.append(Lane(y=0, title=line, stretches=stretches))
-    row.marks = _marks(member, row, axis, counts)
+    row.marks = _marks(member, row, axis, counts, budget=budget)
     return row
 
 
@@ -796,18 +805,27 @@ def _lane(
     return line, stretches
 
 
-def _marks(member: _Member, row: Row, axis: _Axis, counts: _Counts) -> list[Mark]:
-    """The member's events as marks; those of a kind within one step of the axis merge."""
+def _marks(member: _Member, row: Row, axis: _Axis, counts: _Counts, *, budget: int) -> list[Mark]:
+    """The member's events as marks. Those of a kind within one step of the axis merge; a row
+    with more marks than its `budget` merges over wider steps (at least 1/MIN_BUCKETS)."""
     events = sorted(member.events, key=lambda e: e.when)
     for event in events[:MAX_LISTED]:
         row.marks_text.append(f"{event.text} at {_clock(event.when)}")
     row.more_marks_text = max(len(events) - MAX_LISTED, 0)
-    groups: dict[tuple[str, int], list[_Event]] = {}
+    placed = []
     for event in events:
-        if not axis.inside(event.when):
+        if axis.inside(event.when):
+            placed.append((axis.fraction(event.when), event))
+        else:
             counts.outside += 1
-            continue
-        groups.setdefault((event.kind, int(axis.fraction(event.when) * BUCKETS)), []).append(event)
+    buckets = BUCKETS
+    while True:
+        groups: dict[tuple[str, int], list[_Event]] = {}
+        for fraction, event in placed:
+            groups.setdefault((event.kind, int(fraction * buckets)), []).append(event)
+        if len(groups) <= budget or buckets <= MIN_BUCKETS:
+            break
+        buckets //= 2
     marks = []
     for (kind, _bucket), group in groups.items():
         if counts.marks_drawn >= MAX_MARKS:
