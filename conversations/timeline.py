@@ -35,7 +35,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Case, TextField, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, Length, Substr
 
@@ -50,10 +50,9 @@ MAX_EVENTS = 20_000  # timeline events read (the oldest first); more says so
 MAX_LEGS_PER_ROW = 3
 BUCKETS = 200  # marks and status changes closer than 1/BUCKETS of the axis merge into one
 MIN_BUCKETS = 12  # the widest step a busy row's marks merge over
-MAX_MARKS = 300  # marks drawn in all (after merging): a row's share is its budget
-MIN_ROW_MARKS = 30  # a row's budget, however many rows
+MAX_MARKS = 300  # marks drawn in all (after merging): each row has its share, its budget
 MAX_STRETCHES = 600  # leg status stretches drawn in all (after merging)
-MAX_LISTED = 12  # marks and statuses listed per row in the table
+MAX_LISTED = 10  # marks and statuses listed per row in the table
 MAX_MERGED_LABELS = 3  # values named in the title of merged marks ("5, 1, #")
 
 FUTURE_SLACK = dt.timedelta(minutes=2)  # clocks differ a little; later than this is wrong
@@ -252,9 +251,11 @@ class Timeline:
 # --- values from the store, checked
 
 
+@functools.lru_cache(maxsize=4096)
 def _text(value: Any, limit: int = TEXT_LIMIT) -> str:
     """A stored string or number as short, printable text; "" for anything else (a JSON
-    object read as text, a boolean)."""
+    object read as text, a boolean). Remembered: a conversation repeats its legs and statuses
+    thousands of times."""
     if isinstance(value, bool) or value is None:
         return ""
     if isinstance(value, int | float):
@@ -328,10 +329,17 @@ def _read_members(stored: StoredConversation) -> list[dict[str, Any]]:
     )
 
 
+def _for(types: Any, value: Any) -> Case:
+    """`value` for the events of these types only (NULL for the others): the database does not
+    read into the bodies of events that do not say it."""
+    return Case(When(type__in=list(types), then=value), default=None, output_field=TextField())
+
+
 def _read_events(stored: StoredConversation) -> list[dict[str, Any]]:
     """The timeline's events, oldest first, each with the few body values drawn."""
+    statuses = (*LEG_TYPES, *CALL_STATUS_TYPES)
     return list(
-        stored.events.filter(Q(type__in=EVENT_TYPES))
+        stored.events.filter(type__in=EVENT_TYPES)
         .order_by("event_id")
         .values("event_id", "type", "from_member", "timestamp")
         .annotate(
@@ -341,13 +349,13 @@ def _read_events(stored: StoredConversation) -> list[dict[str, Any]]:
                 _body_text("channel__id"),
                 _body_text("channel__leg_ids__0"),
             ),
-            subject=_body_text("member_id"),
-            status=_body_text("status", 40),
-            direction=_body_text("direction", 20),
-            digits=Coalesce(_body_text("digit", 40), _body_text("digits", 40)),
-            reason_code=_body_text("reason__code", 20),
-            reason_text=_body_text("reason__text", TEXT_LIMIT),
-            reason=_body_text("reason", TEXT_LIMIT),
+            subject=_for(MEMBERSHIP_TYPES, _body_text("member_id")),
+            status=_for(statuses, _body_text("status", 40)),
+            direction=_for(statuses, _body_text("direction", 20)),
+            digits=_for(DTMF_TYPES, Coalesce(_body_text("digit", 40), _body_text("digits", 40))),
+            reason_code=_for(HANGUP_TYPES, _body_text("reason__code", 20)),
+            reason_text=_for(HANGUP_TYPES, _body_text("reason__text", TEXT_LIMIT)),
+            reason=_for(HANGUP_TYPES, _body_text("reason", TEXT_LIMIT)),
         )[: MAX_EVENTS + 1]
     )
 
@@ -462,7 +470,6 @@ class _Counts:
         self.marks_cut = 0
         self.stretches_cut = 0
         self.legs_cut = 0
-        self.marks_drawn = 0
         self.stretches_drawn = 0
 
 
@@ -573,7 +580,7 @@ def _build(
     drawn = drawn[:MAX_ROWS]
     if unowned.legs or unowned.events:
         drawn.append(unowned)
-    budget = max(MIN_ROW_MARKS, MAX_MARKS // max(len(drawn), 1))
+    budget = MAX_MARKS // max(len(drawn), 1)
     rows = [_row(member, axis, counts, live=not over, budget=budget) for member in drawn]
     top = AXIS_HEIGHT
     for row in rows:
@@ -807,7 +814,8 @@ def _lane(
 
 def _marks(member: _Member, row: Row, axis: _Axis, counts: _Counts, *, budget: int) -> list[Mark]:
     """The member's events as marks. Those of a kind within one step of the axis merge; a row
-    with more marks than its `budget` merges over wider steps (at least 1/MIN_BUCKETS)."""
+    with more marks than its `budget` merges over wider steps (down to 1/MIN_BUCKETS of the
+    axis), then keeps its `budget` busiest marks (the others are counted)."""
     events = sorted(member.events, key=lambda e: e.when)
     for event in events[:MAX_LISTED]:
         row.marks_text.append(f"{event.text} at {_clock(event.when)}")
@@ -826,21 +834,20 @@ def _marks(member: _Member, row: Row, axis: _Axis, counts: _Counts, *, budget: i
         if len(groups) <= budget or buckets <= MIN_BUCKETS:
             break
         buckets //= 2
-    marks = []
-    for (kind, _bucket), group in groups.items():
-        if counts.marks_drawn >= MAX_MARKS:
-            counts.marks_cut += len(group)
-            continue
-        counts.marks_drawn += 1
-        marks.append(
-            Mark(
-                x=_percent(axis.fraction(group[0].when)),
-                kind=kind,
-                title=_mark_title(member.label, kind, group),
-                count=len(group),
-            )
+    kept = list(groups.values())
+    if len(kept) > budget:
+        kept.sort(key=len, reverse=True)
+        counts.marks_cut += sum(len(group) for group in kept[budget:])
+        kept = sorted(kept[:budget], key=lambda group: group[0].when)
+    return [
+        Mark(
+            x=_percent(axis.fraction(group[0].when)),
+            kind=group[0].kind,
+            title=_mark_title(member.label, group[0].kind, group),
+            count=len(group),
         )
-    return marks
+        for group in kept
+    ]
 
 
 def _mark_title(name: str, kind: str, group: list[_Event]) -> str:

@@ -412,12 +412,22 @@ def test_legs_past_the_cap_are_listed_not_drawn():
     assert len(alice.legs_text) == timeline.MAX_LEGS_PER_ROW + 2
 
 
-def test_the_marks_cap_says_what_it_left_out(monkeypatch):
-    monkeypatch.setattr(timeline, "MAX_MARKS", 3)
-    monkeypatch.setattr(timeline, "MIN_ROW_MARKS", 100)
-    call()
-    chart = build()
-    assert sum(len(row.marks) for row in chart.rows) == 3
+def test_a_rows_share_of_marks_keeps_its_busiest_and_says_what_it_left_out(monkeypatch):
+    monkeypatch.setattr(timeline, "MAX_MARKS", 4)
+    c = Call()
+    c.member("joined", ALICE, "alice", "leg-a", 0)
+    c.add("audio:dtmf", ALICE, {"digit": "1"}, 0)
+    c.add("audio:record", ALICE, {}, 20)
+    c.add("audio:record", ALICE, {}, 21)  # merges with the one before: the busiest mark
+    c.add("rtc:transfer", ALICE, {}, 40)
+    c.add("sip:hangup", ALICE, {}, 60)
+    c.add("audio:dtmf", ALICE, {"digit": "2"}, 80)
+    c.add("audio:dtmf", ALICE, {"digit": "3"}, 100)
+    chart = build(over=True)
+    marks = chart.rows[0].marks
+    assert len(marks) == 4
+    assert [(m.kind, m.count) for m in marks][:2] == [("dtmf", 1), ("record", 2)]
+    assert [percent(m.x) for m in marks] == sorted(percent(m.x) for m in marks)
     assert "2 events not drawn: too many marks." in chart.notes
 
 
