@@ -22,9 +22,10 @@ Stored bodies are hostile input. The store is asked only for the event types dra
 the database: no whole body is loaded. Every value is checked for its type; a missing or
 unparsable time leaves its mark out (counted); times out of order are drawn in event-id order
 (a status never ends before it starts); times far in the future or long before the rest are left
-out (counted). Everything is capped: rows, legs per row, marks and leg stretches (those closer
-together than one step of the axis, 1/BUCKETS of it, merge into one), events read; each cap that
-cut something is said in `notes`.
+out (counted). Everything is capped: rows, legs per row, events read, leg stretches and marks.
+Marks of a kind closer together than one step of the axis (1/BUCKETS of it) merge into one that
+says how many it holds; a busy row merges over wider steps, then keeps its share of MAX_MARKS,
+its busiest marks. Each cap that cut something is said in `notes`.
 """
 
 from __future__ import annotations
@@ -514,6 +515,58 @@ def _build(
     membership_times: dict[str, dict[str, dt.datetime]] = defaultdict(dict)
     unowned = _Member(NO_MEMBER, "Not tied to a member", "", "", None, None, None)
 
+    _place_events(event_rows, members, leg_owner, unowned, membership_times, counts)
+    for member in members.values():
+        times = membership_times.get(member.member_id, {})
+        member.invited = member.invited or times.get("invited")
+        member.joined = member.joined or times.get("joined")
+        member.left = member.left or times.get("left")
+
+    axis = _axis(members.values(), event_rows, now=now, over=over, ended=ended)
+    if axis is None:
+        return None
+    drawn = sorted(members.values(), key=_row_order)
+    hidden = drawn[MAX_ROWS:]
+    drawn = drawn[:MAX_ROWS]
+    if unowned.legs or unowned.events:
+        drawn.append(unowned)
+    budget = MAX_MARKS // max(len(drawn), 1)
+    rows = [_row(member, axis, counts, live=not over, budget=budget) for member in drawn]
+    top = AXIS_HEIGHT
+    for row in rows:
+        row.top = top
+        row.lanes = [
+            replace(lane, y=top + LEG_Y + index * LEG_STEP) for index, lane in enumerate(row.lanes)
+        ]
+        top += row.height
+    notes = _notes(counts, len(hidden), more_events)
+    summary = f"Timeline of {title}: {_plural(len(rows), 'row')} from {_clock(axis.start)} to "
+    summary += f"{_clock(axis.end)} UTC" + (" (now)" if not over else "")
+    return Timeline(
+        start=axis.start,
+        end=axis.end,
+        live=not over,
+        rows=rows,
+        ticks=_ticks(axis),
+        height=top + 2,
+        title=summary,
+        members_total=members_total,
+        notes=notes,
+    )
+
+
+def _place_events(
+    event_rows: list[dict[str, Any]],
+    members: dict[str, _Member],
+    leg_owner: dict[str, str],
+    unowned: _Member,
+    membership_times: dict[str, dict[str, dt.datetime]],
+    counts: _Counts,
+) -> None:
+    """Each event on its member: a membership event's time (for a time its body did not give),
+    a leg's status, or a mark. The member is the one whose channel carries the event's leg, else
+    its sender, else none (`unowned`)."""
+
     def owner_of(leg: str, sender: str) -> _Member:
         owner = leg_owner.get(leg) if leg else None
         if owner is None:
@@ -566,44 +619,6 @@ def _build(
             words = RECORD_TYPES[kind]
             member.events.append(_Event("record", when, words, words.split()[-1]))
 
-    for member in members.values():
-        times = membership_times.get(member.member_id, {})
-        member.invited = member.invited or times.get("invited")
-        member.joined = member.joined or times.get("joined")
-        member.left = member.left or times.get("left")
-
-    axis = _axis(members.values(), unowned, event_rows, now=now, over=over, ended=ended)
-    if axis is None:
-        return None
-    drawn = sorted(members.values(), key=_row_order)
-    hidden = drawn[MAX_ROWS:]
-    drawn = drawn[:MAX_ROWS]
-    if unowned.legs or unowned.events:
-        drawn.append(unowned)
-    budget = MAX_MARKS // max(len(drawn), 1)
-    rows = [_row(member, axis, counts, live=not over, budget=budget) for member in drawn]
-    top = AXIS_HEIGHT
-    for row in rows:
-        row.top = top
-        row.lanes = [
-            replace(lane, y=top + LEG_Y + index * LEG_STEP) for index, lane in enumerate(row.lanes)
-        ]
-        top += row.height
-    notes = _notes(counts, len(hidden), more_events)
-    summary = f"Timeline of {title}: {_plural(len(rows), 'row')} from {_clock(axis.start)} to "
-    summary += f"{_clock(axis.end)} UTC" + (" (now)" if not over else "")
-    return Timeline(
-        start=axis.start,
-        end=axis.end,
-        live=not over,
-        rows=rows,
-        ticks=_ticks(axis),
-        height=top + 2,
-        title=summary,
-        members_total=members_total,
-        notes=notes,
-    )
-
 
 def _members(member_rows: list[dict[str, Any]]) -> tuple[dict[str, _Member], dict[str, str]]:
     members: dict[str, _Member] = {}
@@ -639,7 +654,6 @@ def _reason(row: dict[str, Any]) -> str:
 
 def _axis(
     members: Any,
-    unowned: _Member,
     event_rows: list[dict[str, Any]],
     *,
     now: dt.datetime,
@@ -681,14 +695,14 @@ def _row(member: _Member, axis: _Axis, counts: _Counts, *, live: bool, budget: i
         left=member.left,
     )
     end_at = _membership(member, row, axis, live=live)
-    legs = sorted(member.legs.values(), key=lambda leg: _first_event(leg))
-    for index, leg in enumerate(legs):
-        statuses = leg.statuses
-        if not statuses:
+    for leg in sorted(member.legs.values(), key=_first_event):
+        if not leg.statuses:
             continue
-        line, stretches = _lane(member, leg, statuses, axis, end_at, counts)
+        line, stretches = _lane(member, leg, leg.statuses, axis, end_at, counts)
         row.legs_text.append(line)
-        if index >= MAX_LEGS_PER_ROW:
+        if not stretches:  # ended where it began, or outside the axis: the table says it
+            continue
+        if len(row.lanes) >= MAX_LEGS_PER_ROW:
             row.more_legs += 1
             counts.legs_cut += 1
             continue
@@ -704,7 +718,7 @@ def _first_event(leg: _Leg) -> int:
 def _membership(member: _Member, row: Row, axis: _Axis, *, live: bool) -> float:
     """The member's bars; returns where the member's time ends (a fraction of the axis)."""
     if member.member_id == NO_MEMBER:
-        row.in_call = "Legs and events whose member is not drawn above"
+        row.in_call = "Legs and events that name no member of the conversation"
         return 1.0
     invited, joined, left = member.invited, member.joined, member.left
     # Out of order (a hostile or skewed clock): a later step never starts before an earlier one.
