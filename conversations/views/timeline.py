@@ -4,9 +4,11 @@ of its own when opened directly (without htmx, e.g. in a new tab or with scripts
 Read from the event store only, never from the API (conversations/timeline.py builds it). The
 conversation's page draws an empty region that fetches the panel at once, then on the page's
 refreshes (its timer, or the notices of its stream: new events, members changed, resync) while
-the conversation lives; the answer once it is over stops the polling (286). A conversation the
-store has no history of gets a short note instead, and its panel keeps asking while it lives: the
-page asked the worker to store it, and the chart appears once it has.
+the conversation lives; the answer once it is over stops the polling (286). An answer replaces
+the chart (#timeline) and, out of band, the table of the same rows (#timeline-table), whose
+<details> is not replaced: opened by staff, it stays open. A conversation the store has no
+history of gets a short note instead, and its panel keeps asking while it lives: the page asked
+the worker to store it, and the chart appears once it has.
 """
 
 from __future__ import annotations
@@ -25,11 +27,6 @@ from conversations.store import queries
 from .base import HtmxHttpRequest, crumbs, dashboard_view, invalid, render_panel, wants_region
 
 TEMPLATE = "conversations/timeline.html"
-
-# The regions (ids) of the timeline: the chart, which the panel's answer replaces, and the
-# table of the same rows, replaced out of band so that a <details> opened by staff stays open.
-TIMELINE = "timeline"
-TIMELINE_TABLE = "timeline-table"
 
 
 @dashboard_view
