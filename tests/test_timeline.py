@@ -21,6 +21,7 @@ from conversations import dom, timeline
 from conversations.store import queries
 from conversations.store.models import StoredConversation
 from conversations.views.live import CHART_PLOT
+from tests.conftest import supervisor, support
 from tests.store_helpers import app, event, forbid_upstream, stamp, webhook
 
 CON = "CON-7a0c1e2d-3b4f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -634,3 +635,38 @@ def test_the_chart_refreshes_with_the_board_out_of_band(staff_client, no_upstrea
     assert '<div id="started-table" class="started-table-wrap" hx-swap-oob="true">' in html
     assert "No conversation started in the last 24 hours" in html
     assert "<details" not in html  # stays open or closed as staff left it
+
+
+# --- personal data (issue 12): the timeline goes through the same policy as every page
+
+
+def test_support_sees_the_timeline_with_personal_data_masked(client, django_user_model):
+    c = Call()
+    c.member("joined", ALICE, "+44 7700 900100", "leg-a", 0)
+    c.add("audio:dtmf", ALICE, {"digits": "4111111111111111", "channel": {"id": "leg-a"}}, 5)
+    c.add("sip:hangup", ALICE, {"channel": {"id": "leg-a"}, "reason": "call 447700900123"}, 9)
+    url = reverse("conversations:timeline", args=[CON])
+    user = django_user_model.objects.create_user("support", is_staff=True)
+    client.force_login(support(user))
+    masked = client.get(url, **HTMX).content.decode()
+    for secret in ("7700 900100", "4111111111111111", "447700900123"):
+        assert secret not in masked
+    assert "•••• 0100" in masked and "DTMF •••• 1111" in masked and "•••• 0123" in masked
+    client.force_login(supervisor(django_user_model.objects.create_user("boss", is_staff=True)))
+    plain = client.get(url, **HTMX).content.decode()
+    assert "+44 7700 900100" in plain and "DTMF 4111111111111111" in plain
+
+
+def test_support_gets_no_timeline_of_history_older_than_their_role_may_see(
+    client, django_user_model, settings
+):
+    settings.SUPPORT_MAX_AGE_DAYS = 1
+    call()
+    StoredConversation.objects.filter(vonage_id=CON).update(
+        started_at=timezone.now() - dt.timedelta(days=2)
+    )
+    user = django_user_model.objects.create_user("support", is_staff=True)
+    client.force_login(support(user))
+    html = client.get(reverse("conversations:timeline", args=[CON]), **HTMX).content.decode()
+    assert "alice" not in html and "<svg" not in html
+    assert "No stored history of this conversation" in html  # as if it were not stored

@@ -1,7 +1,9 @@
 """A conversation's timeline, /conversations/<id>/timeline/: a live panel of its page, and a page
 of its own when opened directly (without htmx, e.g. in a new tab or with scripts off).
 
-Read from the event store only, never from the API (conversations/timeline.py builds it). The
+Read from the event store only, never from the API (conversations/timeline.py builds it), through
+the privacy doors: a conversation older than the viewer may see has no timeline for them, and
+personal data in it (numbers in names, DTMF, reasons) is masked as on the other pages. The
 conversation's page draws an empty region that fetches the panel at once, then on the page's
 refreshes (its timer, or the notices of its stream: new events, members changed, resync) while
 the conversation lives; the answer once it is over stops the polling (286). An answer replaces
@@ -22,7 +24,7 @@ from django.utils import timezone
 
 from conversations import display, forms, timeline
 from conversations.panels import poll_seconds
-from conversations.store import queries
+from conversations.privacy.sources import present, queries
 
 from .base import HtmxHttpRequest, crumbs, dashboard_view, invalid, render_panel, wants_region
 
@@ -63,7 +65,9 @@ def timeline_context(conversation_id: str, *, over: bool) -> dict[str, Any]:
         over = over or conversation.is_over
         # A stored name is as long as a webhook made it.
         title = display.clip(conversation.display_name or conversation.name or conversation_id, 120)
-        chart = timeline.build(stored, now=timezone.now(), over=over, title=title)
+        # Built from the stored rows of a conversation the viewer may see (the door said so);
+        # its names and values are then masked for the viewer like any answer of the store.
+        chart = present(timeline.build(stored, now=timezone.now(), over=over, title=title))
     return {
         "conversation_id": conversation_id,
         "timeline": chart,
