@@ -277,6 +277,7 @@ def urls_to_walk(world, rich, api_only) -> list[tuple[str, str, dict[str, str]]]
             ),
             ("conversations:header", reverse("conversations:header", args=args), {}),
             ("conversations:members_panel", reverse("conversations:members_panel", args=args), {}),
+            ("conversations:timeline", reverse("conversations:timeline", args=args), {}),
             (
                 "conversations:events_poll",
                 reverse("conversations:events_poll", args=args),
