@@ -374,3 +374,24 @@ def test_search_matches_are_masked_but_names_stay(db):
     assert masking.value_of(search.Match("Name", "Ada Lovelace", ("ada",))).text == "Ada Lovelace"
     sip = masking.value_of(search.Match("SIP address", "sip:ann@pbx.example.com", whole=True))
     assert sip.text == "sip:•••@pbx.example.com"
+
+
+def test_the_one_query_permission_check_agrees_with_djangos(db, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    permission = Permission.objects.get(codename="view_pii")
+    direct = django_user_model.objects.create_user("direct", is_staff=True)
+    direct.user_permissions.add(permission)
+    grouped = supervisor(django_user_model.objects.create_user("grouped", is_staff=True))
+    plain = support(django_user_model.objects.create_user("plain", is_staff=True))
+    boss = django_user_model.objects.create_superuser("boss", password="x" * 12)
+    gone = supervisor(django_user_model.objects.create_user("gone", is_active=False))
+    for user in (direct, grouped, plain, boss, gone):
+        user = django_user_model.objects.get(pk=user.pk)  # no cached permissions
+        assert viewer.has_pii_permission(user) == user.has_perm(viewer.PERMISSION), user.username
+    assert [viewer.has_pii_permission(u) for u in (direct, plain, boss, gone)] == [
+        True,
+        False,
+        True,
+        False,
+    ]
