@@ -175,7 +175,10 @@ def _masked_event(cells: tuple) -> tuple:
             parsed = json.loads(body.text)
         except ValueError:
             parsed = None
-        masked = masking.json({"type": event_type, "body": parsed})["body"]
+        # The stored body is the whole event: its own type decides (a custom event's payload).
+        masked = masking.json(
+            {**parsed, "type": event_type} if isinstance(parsed, dict) else parsed
+        )
         body = RawJSON(json.dumps(masked, ensure_ascii=False, separators=(",", ":")))
     return (conversation_id, event_id, event_type, from_member, timestamp, source, body)
 

@@ -395,3 +395,33 @@ def test_the_one_query_permission_check_agrees_with_djangos(db, django_user_mode
         True,
         False,
     ]
+
+
+def test_a_stored_custom_event_keeps_its_envelope_and_masks_its_payload():
+    from conversations.store.models import StoredEvent
+
+    body = {"id": 7, "type": "custom:order", "from": "MEM-1", "body": {"note": "fragile"}}
+    row = masking.value_of(StoredEvent(event_id=7, type="custom:order", body=body, text="fragile"))
+    assert row.body == {"id": 7, "type": "custom:order", "from": "MEM-1", "body": {"note": "•••"}}
+    assert row.text == masking.MASK
+
+
+def test_a_support_users_events_export_masks_payloads_not_envelopes(client, db, django_user_model):
+    import json as jsonlib
+
+    from tests.store_helpers import event, webhook
+
+    con = "CON-bbbbbbbb-1111-4111-8111-111111111111"
+    webhook(
+        event(con, 1, "custom:order", "MEM-x1", {"note": "fragile vase", "tel": "+447700900100"})
+    )
+    webhook(event(con, 2, "message", "MEM-x1", {"text": "call me on 07700 900100"}))
+    client.force_login(support(django_user_model.objects.create_user("s", is_staff=True)))
+    response = client.get(reverse("conversations:events", args=[con]), {"format": "json"})
+    rows = jsonlib.loads(b"".join(response.streaming_content))
+    assert [(r["id"], r["type"], r["body"]["type"], r["body"]["id"]) for r in rows] == [
+        (1, "custom:order", "custom:order", 1),
+        (2, "message", "message", 2),
+    ]
+    assert rows[0]["body"]["body"] == {"note": "•••", "tel": "•••"}
+    assert rows[1]["body"]["body"]["text"] == "•••"
