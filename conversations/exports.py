@@ -458,23 +458,8 @@ def stored_conversations(
     date_end: dt.datetime | None = None,
     order: str = "desc",
 ) -> QuerySet[StoredConversation]:
-    """The stored conversations the list page's filters select, in its order (by start).
-
-    The states mean what they mean for the page (queries.conversations_in_state)."""
-    app = queries.current_application()
-    rows = StoredConversation.objects.filter(application=app)
-    if state == "live":
-        rows = rows.filter(is_live=True)
-    elif state == "ended":
-        rows = rows.filter(ended_at__isnull=False, deleted_upstream_at__isnull=True)
-    elif state == "deleted":
-        rows = rows.filter(deleted_upstream_at__isnull=False)
-    elif state:
-        raise ValueError(state)
-    if date_start is not None:
-        rows = rows.filter(started_at__gte=date_start)
-    if date_end is not None:
-        rows = rows.filter(started_at__lte=date_end)
+    """The stored conversations the list page's filters select, in its order (by start)."""
+    rows = queries.in_state(state, date_start=date_start, date_end=date_end)
     return (
         rows.order_by("-started_at", "-pk")
         if order == "desc"

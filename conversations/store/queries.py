@@ -309,6 +309,30 @@ def states(conversation_ids: list[str]) -> dict[str, StoredConversation]:
     return {row.vonage_id: row for row in _conversations().filter(vonage_id__in=conversation_ids)}
 
 
+def in_state(
+    state: str = "",
+    *,
+    date_start: dt.datetime | None = None,
+    date_end: dt.datetime | None = None,
+) -> QuerySet[StoredConversation]:
+    """The stored conversations in `state` (live, ended, deleted; "": any) started between the
+    dates: the conversation list's filters, for its stored pages and its export."""
+    rows = _conversations()
+    if state == "live":
+        rows = rows.filter(is_live=True)
+    elif state == "ended":
+        rows = rows.filter(ended_at__isnull=False, deleted_upstream_at__isnull=True)
+    elif state == "deleted":
+        rows = rows.filter(deleted_upstream_at__isnull=False)
+    elif state:
+        raise ValueError(state)
+    if date_start is not None:
+        rows = rows.filter(started_at__gte=date_start)
+    if date_end is not None:
+        rows = rows.filter(started_at__lte=date_end)
+    return rows
+
+
 def conversations_in_state(
     state: str,
     *,
@@ -319,19 +343,9 @@ def conversations_in_state(
     date_end: dt.datetime | None,
 ) -> schema.Page[schema.Conversation]:
     """A page of the stored conversations in `state` (live, ended or deleted), by start time."""
-    rows = _conversations()
-    if state == "live":
-        rows = rows.filter(is_live=True)
-    elif state == "ended":
-        rows = rows.filter(ended_at__isnull=False, deleted_upstream_at__isnull=True)
-    elif state == "deleted":
-        rows = rows.filter(deleted_upstream_at__isnull=False)
-    else:
+    if not state:
         raise ValueError(state)
-    if date_start is not None:
-        rows = rows.filter(started_at__gte=date_start)
-    if date_end is not None:
-        rows = rows.filter(started_at__lte=date_end)
+    rows = in_state(state, date_start=date_start, date_end=date_end)
     offset = 0
     if cursor:
         match = LIST_CURSOR.match(cursor)
