@@ -12,6 +12,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -670,3 +671,13 @@ def test_support_gets_no_timeline_of_history_older_than_their_role_may_see(
     html = client.get(reverse("conversations:timeline", args=[CON]), **HTMX).content.decode()
     assert "alice" not in html and "<svg" not in html
     assert "No stored history of this conversation" in html  # as if it were not stored
+
+
+def test_the_hourly_counts_are_shared_for_a_minute(staff_client, no_upstream):
+    started("CON-40000000-0000-4000-8000-000000000001", timezone.now())
+    assert "1 in all" in staff_client.get(reverse("conversations:live")).content.decode()
+    started("CON-40000000-0000-4000-8000-000000000002", timezone.now())
+    again = staff_client.get(reverse("conversations:live"), **HTMX).content.decode()
+    assert "1 in all" in again  # every viewer's 2-second refresh reads the same counts
+    cache.clear()  # a minute later
+    assert "2 in all" in staff_client.get(reverse("conversations:live")).content.decode()
