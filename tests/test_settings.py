@@ -157,10 +157,13 @@ def test_every_setting_read_from_the_environment_is_in_env_example():
 
     read = set(
         re.findall(
-            r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "dashboard_project/settings.py").read_text()
+            r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]*)"',
+            (ROOT / "dashboard_project/settings.py").read_text(),
         )
     )
-    documented = set(re.findall(r"^#?\s*([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    documented = set(
+        re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M)
+    )
     assert read, "the pattern found the settings"
     assert read - documented == set()
 
