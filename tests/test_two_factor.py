@@ -292,14 +292,14 @@ def test_wrong_codes_get_one_message_and_slow_every_kind_of_code_down(client, cl
 
 
 @pytest.mark.django_db
-def test_the_throttle_doubles_with_each_wrong_code(clock, settings):
+def test_the_wait_doubles_with_each_wrong_code_of_either_kind(clock, settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = settings.OTP_STATIC_THROTTLE_FACTOR = 1
     user = make_user()
     device, _codes = with_second_factor(user)
     waits = []
-    for _ in range(4):
+    for wrong in [wrong_code(device), "zzzzzzzz"] * 2:  # taking turns gains nothing
         lock_expires(user)
-        assert not devices.check_code(user, wrong_code(device)).accepted
+        assert not devices.check_code(user, wrong).accepted
         check = devices.check_code(user, code_of(device))
         failed_at = TOTPDevice.objects.get(pk=device.pk).throttling_failure_timestamp
         waits.append(round((check.locked_until - failed_at).total_seconds()))
@@ -480,6 +480,21 @@ def test_new_recovery_codes_replace_the_old_and_keep_the_session(client, clock):
 
 
 @pytest.mark.django_db
+def test_new_recovery_codes_leave_one_sheet_whatever_was_there(clock):
+    user = make_user()
+    with_second_factor(user)
+    extra = StaticDevice.objects.create(user=user, name="By an administrator")
+    extra.token_set.create(token="aaaaaaaa")
+    unconfirmed = StaticDevice.objects.create(user=user, name="Half made", confirmed=False)
+    unconfirmed.token_set.create(token="bbbbbbbb")
+    codes = devices.replace_recovery_codes(user)
+    sheet = StaticDevice.objects.get(user=user)
+    assert sheet.confirmed
+    assert sorted(sheet.token_set.values_list("token", flat=True)) == sorted(codes)
+    assert not devices.check_code(user, "aaaaaaaa").accepted
+
+
+@pytest.mark.django_db
 def test_second_factor_satisfied_is_what_the_admin_site_asks(rf, clock):
     from django.contrib.auth.models import AnonymousUser
     from django.contrib.sessions.backends.db import SessionStore
@@ -574,6 +589,8 @@ def test_the_stream_refuses_a_session_that_has_not_passed_its_second_factor(in_p
     device, _codes = with_second_factor(superuser)
     assert aio.run(status(cookie_for(superuser)))[0] == 403
     assert aio.run(status(cookie_for(superuser, device)))[0] == 200
+    others, _codes = with_second_factor(make_user("other"))
+    assert aio.run(status(cookie_for(superuser, others)))[0] == 403, "another user's device"
     assert aio.run(status(cookie_for(staff)))[0] == 200, "optional and not set up: no step"
     settings.DASHBOARD_REQUIRE_2FA = True
     assert aio.run(status(cookie_for(staff)))[0] == 403

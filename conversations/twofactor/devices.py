@@ -132,19 +132,16 @@ def confirm_app(user: Any, code: str) -> tuple[Check, list[str]]:
 
 
 def replace_recovery_codes(user: Any) -> list[str]:
-    """A new sheet of recovery codes; the old codes stop working. The device itself is kept, so
-    a session verified with a recovery code stays verified, and its throttling state stays."""
+    """A new sheet of recovery codes; the old codes stop working. The user's confirmed sheet is
+    kept as a device (so a session verified with a recovery code stays verified, and its
+    throttling state stays); any other (an administrator's extra or unconfirmed one) goes."""
     with transaction.atomic():
-        devices = list(StaticDevice.objects.select_for_update().filter(user=user).order_by("pk"))
-        if devices:
-            device, extra = devices[0], devices[1:]
-            StaticDevice.objects.filter(pk__in=[d.pk for d in extra]).delete()
-            device.token_set.all().delete()
-            if not device.confirmed:
-                device.confirmed = True
-                device.save(update_fields=["confirmed"])
-        else:
+        sheets = StaticDevice.objects.select_for_update().filter(user=user)
+        device = sheets.filter(confirmed=True).order_by("pk").first()
+        if device is None:
             device = StaticDevice.objects.create(user=user, name=RECOVERY_DEVICE_NAME)
+        sheets.exclude(pk=device.pk).delete()
+        device.token_set.all().delete()
         codes: list[str] = []
         while len(codes) < RECOVERY_CODE_COUNT:
             code = StaticToken.random_token()
