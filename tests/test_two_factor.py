@@ -495,6 +495,24 @@ def test_new_recovery_codes_leave_one_sheet_whatever_was_there(clock):
 
 
 @pytest.mark.django_db
+def test_a_superuser_who_lost_everything_gets_back_in_with_a_code_from_the_command_line(client):
+    """The README's way back in: `manage.py addstatictoken USER` prints a one-time code."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    superuser = make_user("root", is_superuser=True)
+    with_second_factor(superuser)
+    StaticToken.objects.all().delete()  # every recovery code used up, the phone lost
+    out = StringIO()
+    call_command("addstatictoken", "root", stdout=out)
+    log_in(client, superuser)
+    response = client.post(VERIFY, {"code": out.getvalue().strip(), "next": ENROL})
+    assert response["Location"] == ENROL
+    assert client.get(ENROL).status_code == 200, "and may set up a new app"
+
+
+@pytest.mark.django_db
 def test_second_factor_satisfied_is_what_the_admin_site_asks(rf, clock):
     from django.contrib.auth.models import AnonymousUser
     from django.contrib.sessions.backends.db import SessionStore
