@@ -53,7 +53,7 @@ def has_second_factor(user: Any) -> bool:
 def _second_factor_sql() -> str:
     """Asked on every page of a user who has no second factor (the default), so in plain SQL:
     building the same two EXISTS queries with the ORM took 0.3 ms each here, running this one
-    0.01 ms on SQLite and 0.12 ms on PostgreSQL. Names come from django-otp's models."""
+    0.01 ms on SQLite and 0.13 ms on PostgreSQL. Names come from django-otp's models."""
     from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
