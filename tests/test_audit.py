@@ -17,14 +17,16 @@ from html.parser import HTMLParser
 import pytest
 import responses
 from django.contrib.auth.models import Permission
-from django.db import IntegrityError, transaction
+from django.core.signals import request_finished
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import get_resolver, reverse
 from django.utils import timezone
 
 from conversations import audit, dom, tasks
 from conversations.audit import retention
-from conversations.audit.middleware import AUDITED, UNAUDITED
+from conversations.audit.middleware import AUDITED, SEEN_KEY, UNAUDITED, remember
 from conversations.audit.models import Action, AppendOnly, AuditEntry
 from conversations.store import ingest
 from conversations.store.models import StoredEvent
@@ -228,6 +230,60 @@ def test_an_export_stopped_half_way_is_recorded_with_the_rows_sent(staff_user, r
     rows.close()  # what Django does when the client goes away
     (entry,) = entries(Action.EXPORT)
     assert entry.details["rows"] == 2 and entry.details["complete"] is False
+
+
+def sent(response: HttpResponse) -> None:
+    """Close `response` as a server does after its last byte, keeping the test's database
+    connection (request_finished would close it; Django's test client does the same)."""
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+
+
+def test_a_page_view_is_written_once_its_response_has_been_sent(staff_user, rf):
+    request = rf.get("/")
+    request.user = staff_user
+    response = HttpResponse("the page")
+    made = audit.recording.record_after(response, request, Action.VIEW_USER, USR, status=200)
+    assert entries() == [], "nothing written while the response is being sent"
+    sent(response)
+    (entry,) = entries(Action.VIEW_USER)
+    assert entry.at == made.at, "the time is the request's, not the write's"
+
+
+def test_a_write_that_fails_after_the_response_is_logged_not_raised(
+    staff_user, rf, monkeypatch, caplog
+):
+    def refuse(*args, **kwargs):
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(AuditEntry, "save", refuse)
+    request = rf.get("/")
+    request.user = staff_user
+    response = HttpResponse("the page")
+    audit.recording.record_after(response, request, Action.VIEW_USER, USR)
+    sent(response)
+    assert "audit: could not record view_user" in caplog.text
+
+
+def test_the_session_note_is_saved_after_the_page_and_never_revives_a_session(
+    staff_client, no_upstream
+):
+    fill()
+    staff_client.get(url("detail", CON))
+    assert staff_client.session[SEEN_KEY] == [f"{Action.VIEW_CONVERSATION}:{CON}"]
+    # A logout in another tab while a page was being sent: its note does not bring it back.
+    from django.contrib.sessions.models import Session
+
+    session = staff_client.session
+    response = HttpResponse("the page")
+    request = type("Request", (), {"session": session})()
+    remember(request, response, ["view_user:x"])
+    Session.objects.all().delete()
+    sent(response)
+    assert not Session.objects.exists()
 
 
 # --- page views, recorded by the middleware

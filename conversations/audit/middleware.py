@@ -20,6 +20,10 @@ login already loaded, written only the first time an object is seen). A panel or
 something never opened here (a script reading /conversations/<id>/header/ directly) is recorded
 as a view, marked `refresh`.
 
+Entries, and the session's note of what it has seen, are written once the page has been sent
+(recording.record_after): the page does not wait for either commit. A poll that came before the
+note was saved (within milliseconds of its page) would be recorded too, marked `refresh`.
+
 A refused request (not logged in, not staff, a redirect to the canonical id) records nothing: it
 showed nothing. A CSV export streamed from an audited URL records itself when its stream ends
 (audit.record_export), with its row count.
@@ -27,16 +31,18 @@ showed nothing. A CSV export streamed from an audited URL records itself when it
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.sessions.backends.base import UpdateError
 from django.http import HttpRequest, HttpResponse
 
 from conversations import dom
 
 from .models import Action
-from .recording import record
+from .recording import after_response, record_after
 
 
 @dataclass(frozen=True)
@@ -128,9 +134,9 @@ class AuditMiddleware:
             details["conversation_id"] = kwargs.get(_CONVERSATION, "")
         if refresh:
             details["refresh"] = True
-        record(request, audited.action, object_id, **details)
+        record_after(response, request, audited.action, object_id, **details)
         if key not in seen:
-            request.session[SEEN_KEY] = [*seen[-(SEEN_LIMIT - 1) :], key]
+            remember(request, response, [*seen[-(SEEN_LIMIT - 1) :], key])
 
     def search(self, request: HttpRequest, response: HttpResponse) -> None:
         if not any(request.GET.values()):
@@ -142,10 +148,30 @@ class AuditMiddleware:
             for name, values in request.GET.lists()
             if name != "q" and any(values)
         }
-        record(
+        record_after(
+            response,
             request,
             Action.SEARCH,
             query=request.GET.get("q", ""),
             filters=filters,
             status=response.status_code,
         )
+
+
+def remember(request: HttpRequest, response: HttpResponse, seen: list[str]) -> None:
+    """Keep `seen` in the session, saved once the page has been sent (as the entry is): the page
+    does not wait for the session's write either. When the view changed the session itself
+    (rare), the session middleware saves both now, as usual."""
+    session = request.session
+    changed_by_the_view = session.modified
+    session[SEEN_KEY] = seen
+    if changed_by_the_view:
+        return
+    session.modified = False  # not saved now by the session middleware: after the response
+
+    def save() -> None:
+        # UpdateError: the session ended meanwhile (a logout in another tab): nothing to keep.
+        with contextlib.suppress(UpdateError):
+            session.save()
+
+    after_response(response, save)

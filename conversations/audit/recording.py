@@ -10,9 +10,11 @@ clock. Details are JSON, cleaned on the way in: strings cut and made storable (P
 NUL characters, JSON refuses NaN), lists and mappings bounded, anything else as text. They are
 hostile input (a search query is whatever was typed): the audit page escapes them.
 
-One INSERT, in the request's thread (measured: README "Audit log"). A failure to write is logged
-at ERROR and does not fail the page: the database that refused the row is the one the page needs,
-so the page says so itself when it is really down. DASHBOARD_AUDIT=false writes nothing.
+One INSERT. Page views are written once the page has been sent (`record_after`), in the request's
+thread, so a page does not wait for the commit (measured: bench/audit.py, README "Audit log").
+A failure to write is logged at ERROR and does not fail the page: the database that refused the
+row is the one the page needs, so the page says so itself when it is really down.
+DASHBOARD_AUDIT=false writes nothing.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ import ipaddress
 import itertools
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from conversations.login_throttle import client_address
 
@@ -56,6 +58,51 @@ def record(
     """Append one entry: `request`'s user did `action` on `object_id`. `username` names who
     tried when there is no user (a failed login: the name typed). Returns the entry, or None when
     auditing is off or the row could not be written."""
+    entry = entry_for(request, action, object_id, username=username, **details)
+    return write(entry) if entry is not None else None
+
+
+def record_after(
+    response: HttpResponse,
+    request: HttpRequest,
+    action: Action | str,
+    object_id: str = "",
+    **details: Any,
+) -> AuditEntry | None:
+    """As `record`, but the row is written once `response` has been sent: the entry is made now
+    (its time is the request's), and saved when the server closes the response, after the last
+    byte went out, so the page does not wait for the database's commit. Returns the unsaved
+    entry (None when auditing is off)."""
+    entry = entry_for(request, action, object_id, **details)
+    if entry is not None:
+        after_response(response, lambda: write(entry))
+    return entry
+
+
+def after_response(response: HttpResponse, work: Callable[[], object]) -> None:
+    """Run `work` when `response` is closed: every WSGI server (and Django's test client) closes
+    a response after sending it. Through the response's own list of closers, where Django puts
+    a file's or a stream's close(), run before request_finished (so before the request's
+    database connection may be closed). A failure is logged, never raised into the server."""
+
+    def guarded() -> None:
+        try:
+            work()
+        except Exception:
+            logger.exception("audit: a write after the response failed")
+
+    response._resource_closers.append(guarded)
+
+
+def entry_for(
+    request: HttpRequest | None,
+    action: Action | str,
+    object_id: str = "",
+    *,
+    username: str | None = None,
+    **details: Any,
+) -> AuditEntry | None:
+    """The entry `record` writes, not saved; None when auditing is off."""
     if action not in _ACTIONS:
         raise ValueError(f"Unknown audit action {action!r}: add it to audit.Action.")
     if not settings.DASHBOARD_AUDIT:
@@ -65,7 +112,7 @@ def record(
         user = None
     if username is None:
         username = user.get_username() if user is not None else ""
-    entry = AuditEntry(
+    return AuditEntry(
         user_id=user.pk if user is not None else None,
         username=_text(username, USERNAME_LIMIT),
         address=_address(request),
@@ -73,12 +120,18 @@ def record(
         object_id=_text(str(object_id or ""), OBJECT_ID_LIMIT),
         details=_clean(details, 0),
     )
+
+
+def write(entry: AuditEntry) -> AuditEntry | None:
+    """Save a new entry; None (and an ERROR in the log) when the database refused it."""
     try:
         # Inside someone's transaction, a savepoint: a refused row must not break theirs.
         with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
             entry.save()
     except DatabaseError:
-        logger.exception("audit: could not record %s %s by %r", action, object_id, username)
+        logger.exception(
+            "audit: could not record %s %s by %r", entry.action, entry.object_id, entry.username
+        )
         return None
     return entry
 
