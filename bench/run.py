@@ -16,6 +16,8 @@
    streams held with pages probed, and event-to-screen latency with 1, 50 and 500 open pages
    (--no-push skips it, --push-only runs it alone). Last, bench/ingest.py's webhook ingestion on
    PostgreSQL (skipped, and said so, when PostgreSQL does not answer; or with --no-ingest).
+   And bench/audit.py's audit log (issue 12) on two servers of its own, one with the log on,
+   one off, pages opened on each in turn (--no-audit skips it).
 3. One table of targets with the measured value and PASS/MISS, then the details; the same as
    Markdown in bench-results/results.md (with the raw figures in results.json).
 Everything started is stopped at the end, on errors and on Ctrl-C.
@@ -49,7 +51,7 @@ if __package__ in (None, ""):  # run as a script: `python bench/run.py`
 
 import psycopg
 
-from bench import ingest, load, push, report
+from bench import audit, ingest, load, push, report
 from bench.stack import ROOT, STAFF_USERNAME, Stack, StackError, redis_available
 
 REFRESH_SECONDS = 5.0  # the dashboard's DASHBOARD_REFRESH_SECONDS default
@@ -119,6 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--push-hold-seconds", type=float, default=20.0, help="how long they are held (20)")
     add("--push-database", default="dashboard_push_bench",
         help="PostgreSQL database of the push phase, dropped and created")  # fmt: skip
+    add("--no-audit", action="store_true", help="skip the audit log phase (issue 12)")
+    add("--audit-rounds", type=int, default=None,
+        help="audit phase: pages and polls per server (400; quick 150)")  # fmt: skip
     add("--keep-logs", action="store_true", help="keep the temporary directory and its logs")
     add("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -131,6 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "ingest_seconds": (15.0, 5.0),
         "push_webhooks": (20, 8),
         "push_idle_seconds": (60.0, 15.0),
+        "audit_rounds": (400, 150),
     }
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
@@ -583,6 +589,25 @@ def phase_push(args: argparse.Namespace) -> dict[str, Any]:
         return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
 
 
+def phase_audit(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/audit.py's measurement (issue 12): the page p50 with the audit log on and off, on
+    two servers of its own (SQLite, as the main stack), after the other stacks have stopped."""
+    audit_args = audit.parse_args(
+        [
+            *("--rounds", str(args.audit_rounds)),
+            *("--workers", str(args.workers)),
+            *("--redis-url", args.redis_url),
+            *(["--keep-logs"] if args.keep_logs else []),
+            *(f"--env={k}={v}" for k, v in args.extra_env.items()),
+        ]
+    )
+    try:
+        return audit.measure(audit_args, log=log)
+    except (StackError, load.BenchError, psycopg.Error) as exc:
+        log(f"audit: failed: {exc}")
+        return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+
+
 def push_tables(r: dict[str, Any]) -> dict[str, Any]:
     pushed = r.get("push") or {"skipped": "not run"}
     if "skipped" in pushed:
@@ -703,6 +728,8 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
     pushed = push_tables(r)
     rows += pushed["targets"]
     rows += ingest_targets(r["ingest"])
+    audited = audit.run_tables(r.get("audit") or {"skipped": "not run"})
+    rows += audited["targets"]
 
     detail_rows = []
     labels = {
@@ -823,6 +850,7 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
         ],
         *stored_figures(args, r),
         *pushed["figures"],
+        *audited["figures"],
         [
             "Memory per worker now (VmRSS)",
             " / ".join(f"{m['rss_mb']:.0f} MB" for m in memory) or "-",
@@ -958,6 +986,7 @@ def describe_setup(args: argparse.Namespace, stack: Stack, world: dict[str, Any]
         + ("skipped; " if args.no_push else f"on PostgreSQL ({args.push_database}) and Redis; ")
         + "ingestion "
         + ("skipped; " if args.no_ingest else f"on PostgreSQL ({args.ingest_database}); ")
+        + ("audit skipped; " if args.no_audit else "audit on two servers of its own (SQLite); ")
         + "".join(f"{k}={v}; " for k, v in args.extra_env.items())
         + f"{os.cpu_count()} CPUs; Python {platform.python_version()}; "
         f"sandbox seed 42, big {world['big']}, small {world['small']}, polled {world['poll']}"
@@ -1088,6 +1117,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.close()
         results["push"] = {"skipped": "--no-push"} if args.no_push else phase_push(args)
         results["ingest"] = {"skipped": "--no-ingest"} if args.no_ingest else phase_ingest(args)
+        results["audit"] = {"skipped": "--no-audit"} if args.no_audit else phase_audit(args)
         tables = build_tables(args, stack, results)
         setup = describe_setup(args, stack, world)
     except KeyboardInterrupt:
@@ -1108,6 +1138,7 @@ def main(argv: list[str] | None = None) -> int:
     write_results(args, began, setup, tables)
     raw = {k: v for k, v in results.items() if k != "recorder"}
     raw["ingest"] = {k: v for k, v in results["ingest"].items() if k != "latencies"}
+    raw["audit"] = {k: v for k, v in results["audit"].items() if k not in ("samples", "paired")}
     raw["samples_ms"] = {k: [round(x * 1000, 2) for x in v] for k, v in rec.samples.items()}
     raw["statuses"] = {k: dict(v) for k, v in rec.statuses.items()}
     (args.output / "results.json").write_text(json.dumps(raw, indent=1, default=str))
