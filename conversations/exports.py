@@ -239,8 +239,10 @@ def _people(conversation_pks: list[int]) -> dict[int, _People]:
 # --- formula injection
 
 
-def neutralise(text: str) -> str:
-    """The text as a CSV cell that no spreadsheet runs as a formula (see the module's doc)."""
+def neutralise(value: Any) -> str:
+    """The value as a CSV cell that no spreadsheet runs as a formula (see the module's doc);
+    the audit log's CSV uses it too."""
+    text = "" if value is None else str(value)
     if text and text[0] in _FORMULA_STARTS and not _E164.fullmatch(text):
         return "'" + text
     return text
@@ -311,7 +313,7 @@ def _json_value(value: Any) -> str:
     return _json_string(str(value))
 
 
-class _Echo:
+class Echo:
     """The pseudo-buffer of Django's streaming CSV recipe: `write` hands back the line."""
 
     def write(self, value: str) -> str:
@@ -319,7 +321,7 @@ class _Echo:
 
 
 def _csv_pieces(columns: tuple[str, ...], chunks: Iterable[list[tuple]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     yield writer.writerow(columns)
     for chunk in chunks:
         yield "".join([writer.writerow(_csv_cells(cells)) for cells in chunk])

@@ -58,7 +58,7 @@ def test_sip_email_and_text_rules():
         "2026-11-27T09:00:01.000Z",
         "2026-11-27 09:00:01",
         "order 42 of 2026",
-        "leg 1b7f3c2e-12345678",
+        "leg 1b7f3c2e-12ab-4cde-8f01-123456789abc",
     ],
 )
 def test_ids_dates_and_small_numbers_are_not_numbers(kept):

@@ -18,7 +18,7 @@ views need not call anything.
 - recording.py: record, record_export, audited_rows;
 - middleware.py: which requests are looks, and which are refreshes of a look already recorded;
 - signals.py: logins and logouts (the roles and their permissions: privacy/roles.py);
-- retention.py: the only deletion (the worker's hourly task); spreadsheet.py: CSV cells made safe;
+- retention.py: the only deletion (the worker's hourly task) (CSV cells: exports.neutralise);
 - forms.py: the /audit/ page's filters (the page: conversations/views/audit.py).
 """
 

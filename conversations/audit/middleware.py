@@ -121,8 +121,8 @@ class AuditMiddleware:
             return
         if 300 <= status < 400:
             return  # a redirect (canonical ids): the page it leads to is recorded
-        if response.streaming and request.GET.get("format") == "csv":
-            return  # an export: it records itself with its row count
+        if response.streaming and request.GET.get("format"):
+            return  # an export (CSV or JSON): it records itself with its row count
         kwargs = request.resolver_match.kwargs
         object_id = str(kwargs.get(audited.object_param, ""))
         key = f"{audited.action}:{object_id}"
@@ -142,8 +142,8 @@ class AuditMiddleware:
     def search(self, request: HttpRequest, response: HttpResponse) -> None:
         if not any(request.GET.values()):
             return  # the empty search page: nothing was searched
-        if response.streaming and request.GET.get("format") == "csv":
-            return  # an export of the results: it records itself
+        if response.streaming and request.GET.get("format"):
+            return  # an export of the results (CSV or JSON): it records itself
         filters = {
             name: values if len(values) > 1 else values[0]
             for name, values in request.GET.lists()

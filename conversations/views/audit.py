@@ -23,7 +23,8 @@ from django.utils import timezone
 from conversations import audit
 from conversations.audit.forms import AuditFilterForm
 from conversations.audit.models import Action, AuditEntry
-from conversations.audit.spreadsheet import Echo, neutralise
+from conversations.exports import Echo, neutralise
+from conversations.privacy import masking, viewer
 from conversations.privacy.roles import VIEW_AUDIT_PERMISSION
 
 from .base import HtmxHttpRequest, crumbs, dashboard_view, invalid, with_query
@@ -90,10 +91,11 @@ def page(
         older, rows = len(rows) > size, rows[:size]
         newer = data["before"] is not None and bool(rows)
     keep = {k: v for k, v in request.GET.items() if k not in ("before", "after", "format")}
+    shown = details_for(request.user)
     context = {
         "title": "Audit log",
         "form": form,
-        "entries": [row_of(entry) for entry in rows],
+        "entries": [row_of(entry, shown) for entry in rows],
         "prev_url": with_query(url, keep | {"after": rows[0].id}) if newer else None,
         "next_url": with_query(url, keep | {"before": rows[-1].id}) if older else None,
         "csv_url": with_query(url, keep | {"format": "csv"}),
@@ -104,9 +106,19 @@ def page(
     return render(request, TEMPLATE, context)
 
 
-def row_of(entry: AuditEntry) -> dict[str, Any]:
+def details_for(user: Any) -> Any:
+    """What an entry's details look like to this reader: a reader of the log without the
+    personal-data permission (a data protection officer in Support) sees the queries and filters
+    other staff typed masked like any page (a searched number, an address)."""
+    if viewer.of(user).sees_pii:
+        return lambda details: details
+    return masking.value_of
+
+
+def row_of(entry: AuditEntry, shown: Any) -> dict[str, Any]:
     """What the table shows of an entry: its details as (name, text) pairs, cut for the page."""
     details = entry.details if isinstance(entry.details, dict) else {"details": entry.details}
+    details = shown(details)
     return {
         "entry": entry,
         "link": LINKS.get(entry.action),
@@ -127,13 +139,14 @@ def export(
     request: HtmxHttpRequest, form: AuditFilterForm, entries: QuerySet[AuditEntry]
 ) -> StreamingHttpResponse:
     writer = csv.writer(Echo())
+    shown = details_for(request.user)
 
     def lines() -> Iterator[str]:
         yield writer.writerow(CSV_COLUMNS)
         rows = audit.audited_rows(request, "audit", form.filters(), batches(entries))
         try:
             for entry in rows:
-                yield writer.writerow([neutralise(cell) for cell in csv_cells(entry)])
+                yield writer.writerow([neutralise(cell) for cell in csv_cells(entry, shown)])
         finally:
             rows.close()  # a download stopped half-way is recorded now, with its rows so far
 
@@ -156,7 +169,7 @@ def batches(entries: QuerySet[AuditEntry]) -> Iterator[AuditEntry]:
         before = rows[-1].id
 
 
-def csv_cells(entry: AuditEntry) -> list[Any]:
+def csv_cells(entry: AuditEntry, shown: Any) -> list[Any]:
     return [
         entry.at.isoformat(),
         entry.username,
@@ -164,5 +177,5 @@ def csv_cells(entry: AuditEntry) -> list[Any]:
         entry.address or "",
         entry.action,
         entry.object_id,
-        json.dumps(entry.details, ensure_ascii=False, sort_keys=True, default=str),
+        json.dumps(shown(entry.details), ensure_ascii=False, sort_keys=True, default=str),
     ]
