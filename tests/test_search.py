@@ -228,8 +228,8 @@ def test_parse_decides_what_a_query_can_be():
     assert search.parse("CON-abcd1234").id_prefixes == ("con-abcd1234",)
     assert search.parse("🎉").literal == "🎉"
     assert search.parse("x" * 500).text == "x" * search.MAX_QUERY_LENGTH
-    assert search.jump_target(conversation_id(1).lower()) == ("conversation", conversation_id(1))
-    assert search.jump_target(member_id(1)) is None
+    assert search.is_whole_id(conversation_id(1).lower())  # a uuid body
+    assert not search.is_whole_id("CON-49376e2f")  # the start of one, not stored
 
 
 def test_a_search_that_runs_out_of_time_is_too_broad(settings):

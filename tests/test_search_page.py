@@ -90,6 +90,12 @@ def test_a_pasted_conversation_or_user_id_goes_to_its_page(staff_client, callers
     assert staff_client.get(URL, {"q": url})["Location"].endswith(f"/{conversation_id(3)}/")
 
 
+def test_the_start_of_an_id_is_searched_not_jumped_to(staff_client, callers):
+    response = staff_client.get(URL, {"q": conversation_id(3)[:13]})  # CON-00000003
+    assert response.status_code == 200
+    assert result_ids(response.content.decode()) == [conversation_id(3)]
+
+
 def test_a_member_id_alone_finds_its_conversation(staff_client, callers):
     response = staff_client.get(URL, {"q": member_id(4)})
     assert response.status_code == 200

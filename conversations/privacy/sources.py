@@ -147,6 +147,6 @@ queries = _Door(store_queries)  # one too-old conversation reads as not stored
 search = _Door(
     store_search,
     passthrough=frozenset(
-        {"parse", "jump_target", "normalise", "matching", "matched", "time_limit"}
+        {"parse", "normalise", "matching", "matched", "time_limit", "is_whole_id"}
     ),
 )

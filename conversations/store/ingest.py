@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from conversations import ids
@@ -119,7 +119,14 @@ def application(vonage_id: str) -> Application:
     """The application's row, created on first use."""
     found = _applications.get(vonage_id)
     if found is None:
-        found, _ = Application.objects.get_or_create(vonage_id=vonage_id)
+        found, created = Application.objects.get_or_create(vonage_id=vonage_id)
+        if created and connection.vendor == "postgresql":
+            # A table of one row is never analysed by autovacuum (it counts 50 changes first):
+            # without statistics the planner takes it for 49 applications, and every page that
+            # reads the application's conversations (search above all) is planned for a fraction
+            # of them.
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE conversations_application")
         _applications[vonage_id] = found
     return found
 

@@ -34,7 +34,7 @@ def search_page(request: HtmxHttpRequest) -> HttpResponse:
             return invalid(request, checked, "Search", reset_url=url)
     data = form.cleaned_data
     text = data["q"]
-    if text and " " not in text:
+    if text and " " not in text and _names_a_whole_id(text):
         target = page_of(text, data.get("conversation") or "")
         if target:
             return redirect(target)
@@ -116,3 +116,10 @@ def _export(
             },
         ),
     )
+
+
+def _names_a_whole_id(text: str) -> bool:
+    """A pasted id (or a URL holding one) is jumped to; the start of one (`CON-49376e2f`) is
+    searched for, as the prefix it is."""
+    found = forms.ID_IN_TEXT.search(text)
+    return found is not None and search.is_whole_id(found.group(0))
