@@ -8,8 +8,9 @@ import pytest
 from playwright.sync_api import expect
 
 from conversations.audit.models import Action, AuditEntry
-from tests.browser.conftest import PASSWORD, REFRESH_SECONDS
+from tests.browser.conftest import AXE, PASSWORD, REFRESH_SECONDS
 from tests.browser.test_browser import active_conversation, poll_requests
+from tests.browser.test_browser import audit as axe_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,3 +91,40 @@ def test_the_audit_page_shows_a_hostile_search_as_text(browser, dashboard, super
         assert reader.locator("#result_list img").count() == 0
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_no_serious_accessibility_violation_on_the_audit_and_lock_out_pages(
+    browser, dashboard, superuser, theme, settings
+):
+    assert AXE.exists(), "`make test` installs axe-core with npm ci"
+    settings.AXES_FAILURE_LIMIT = 1
+    # axe is injected as a script, which the CSP rightly forbids: audit in a CSP-bypassing context.
+    context = browser.new_context(
+        bypass_csp=True, color_scheme=theme, viewport={"width": 1280, "height": 900}
+    )
+    try:
+        page = context.new_page()
+        found = {}
+        for _ in range(2):  # a failure, then the lock-out page
+            page.goto(f"{dashboard.url}/login/")
+            page.fill("#id_username", "someone")
+            page.fill("#id_password", "wrong")
+            page.click("input[type=submit]")
+        expect(page.locator("h1")).to_contain_text("Too many failed logins")
+        found["locked-out"] = axe_violations(page)
+        settings.AXES_FAILURE_LIMIT = 100
+        page.goto(f"{dashboard.url}/login/?next=/audit/")
+        page.fill("#id_username", "root")
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_url("**/audit/")
+        found["audit"] = axe_violations(page)
+        page.goto(f"{dashboard.url}/audit/?action=drop")
+        found["audit-400"] = axe_violations(page)
+        page.goto(f"{dashboard.url}/admin/")
+        found["admin"] = axe_violations(page)
+    finally:
+        context.close()
+    problems = {name: [v["id"] for v in found[name]] for name in found if found[name]}
+    assert problems == {}, problems
