@@ -5,8 +5,11 @@
 Two dashboards under gunicorn (uvicorn workers, as production) serve one database: one with the
 audit log on (DASHBOARD_AUDIT=true, the default), the other with it off. The store is filled from
 the sandbox (`manage.py backfill`, as a first start does), so pages read no upstream API. One
-client opens pages on the two servers in turn, request by request (on, off, on, off...): whatever
-drifts meanwhile (the machine's load, the database's caches) falls on both alike. Requests:
+client opens pages on the two servers in turn, request by request, each server first in every
+other pair: whatever drifts meanwhile (the machine's load, the database's caches) falls on both
+alike. A pause before each request (--gap, 10 ms) lets the audited server finish the write it
+makes after a response: that write is the workers' CPU per request, reported beside, not the
+next request's wait (a staff member's pages are seconds apart). Requests:
 
 - `first`: a stored conversation's page, the first time a session opens it: an audit entry, and
   the session remembers the conversation (a session write), so its polls are not new views;
@@ -14,8 +17,9 @@ drifts meanwhile (the machine's load, the database's caches) falls on both alike
 - `poll`: their header panel, as it polls: recorded by neither (read from the session only).
 
 The target is on `page`: p50 with the log on less than 1 ms above p50 with it off. The median of
-the paired differences (each request on against the next off) is given beside it, and the
-entries written are counted in the database (one per page view, none per poll).
+the paired differences (each request on against its pair's off) is given beside it, and the
+entries written are counted in the database (one per page view, none per poll). --aa runs both
+servers with the log on: the noise floor of the comparison on this machine.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="PostgreSQL admin connection")  # fmt: skip
     add("--env", action="append", default=[], metavar="NAME=VALUE",
         help="a setting for both dashboards (repeatable)")  # fmt: skip
+    add("--gap", type=float, default=0.01,
+        help="pause before each request, s (0.01): writes after a response are done")  # fmt: skip
     add("--aa", action="store_true",
         help="both servers with the audit log on: the noise floor of the comparison")  # fmt: skip
     add("--keep-logs", action="store_true", help="keep the temporary directory and its logs")
@@ -166,10 +172,12 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = print) -> dic
 
         def pair(kind: str, staff: dict[str, load.Staff], path: str, headers=None) -> None:
             took = {}
-            # Each server first in every other pair: what one request leaves behind (the
-            # audited server's write after its response) falls on both alike.
+            # Each server first in every other pair, and a pause after each request: the
+            # audited server's write after its response is done before the next request, to
+            # either server (it is counted as CPU below, not as the next request's wait).
             first = len(paired[kind]) % 2
             for name in (SERVERS[first], SERVERS[1 - first]):
+                time.sleep(args.gap)
                 before = len(recorder.samples[f"{name}:{kind}"])
                 answer = staff[name].get(f"{name}:{kind}", path, headers)
                 # 286: the header of a call that is over ("stop polling", with its last state).
@@ -192,12 +200,21 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = print) -> dic
                 pair("first", staff, f"/conversations/{cid}/")
         # The last session has opened every conversation: from here on, the steady state.
         log(f"audit: {args.rounds} pages and {args.rounds} polls per server, in turn")
+        cpu_before = {
+            "on": servers.on.worker_cpu_seconds(),
+            "off": servers.off.worker_cpu_seconds(),
+        }
         poll = {"HX-Request": "true", "HX-Target": "conversation-header",
                 "HX-Trigger": "conversation-header"}  # fmt: skip
         for i in range(args.rounds):
             cid = conversations[i % len(conversations)]
             pair("page", staff, f"/conversations/{cid}/")
             pair("poll", staff, f"/conversations/{cid}/header/", poll)
+        time.sleep(0.5)  # the last writes after their responses
+        cpu = {
+            name: (stack.worker_cpu_seconds() - cpu_before[name]) / (2 * args.rounds)
+            for name, stack in (("on", servers.on), ("off", servers.off))
+        }
         entries = servers.entries()
     finally:
         for staff in browsers:
@@ -215,6 +232,8 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = print) -> dic
         "samples": samples,
         "paired": paired,
         "entries": dict(entries),
+        "cpu_per_request": cpu,
+        "gap": args.gap,
     }
 
 
@@ -275,9 +294,15 @@ def figures_rows(figures: dict[str, Any]) -> list[list[str]]:
     expected = WARMUP_VIEWS + figures["sessions"] * figures["conversations"] + figures["rounds"]
     expected *= 2 if figures["aa"] else 1
     others = ", ".join(f"{action} {count}" for action, count in sorted(entries.items()))
+    cpu = figures["cpu_per_request"]
     return [
         ["Database, cache", f"{figures['database']}, {figures['cache']}"],
         ["Servers", f"2 gunicorns x {figures['workers']} uvicorn workers, one database"],
+        [
+            "Worker CPU per request, pages and polls (on / off)",
+            f"{cpu['on'] * 1000:.2f} / {cpu['off'] * 1000:.2f} ms "
+            f"(the write after the response included)",
+        ],
         [
             "Entries written: page views",
             f"{views} (expected {expected}: warm-up, first and page views of the audited server)",
