@@ -145,24 +145,31 @@ def run_seeder(args: argparse.Namespace, stack: Stack, log: Callable[[str], None
         *("--export-events", str(args.export_events)),
         *("--seed", str(args.seed)),
     ]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=stack.django_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    tail: list[str] = []
-    for line in process.stderr:  # its progress, as it goes
-        tail = ([*tail, line.rstrip()])[-20:]
-        if line.startswith("seed:"):
-            log(line.strip())
-    out = process.stdout.read() if process.stdout else ""
-    if process.wait() != 0:
+    world_file = stack.tmp / "world.json"
+    with world_file.open("w") as sink:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=stack.django_env(),
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stderr is not None
+        tail: list[str] = []
+        try:
+            for line in process.stderr:  # its progress, as it goes
+                tail = [*tail, line.rstrip()][-20:]
+                if line.startswith("seed:"):
+                    log(line.strip())
+            returncode = process.wait()
+        except BaseException:  # interrupted: no seeder left behind (it writes no marker then)
+            process.kill()
+            process.wait()
+            raise
+    if returncode != 0:
         raise StackError("seeding failed:\n" + "\n".join(tail))
-    return json.loads(out)
+    return json.loads(world_file.read_text())
 
 
 # --- the queries
@@ -807,6 +814,22 @@ def figures_rows(figures: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def raw(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures as JSON can hold them: the samples in ms, the plans in search-plans.txt."""
+    out = {k: v for k, v in figures.items() if k not in ("recorder", "plans")}
+    rec = figures.get("recorder")
+    if rec is not None:
+        out["samples_ms"] = {k: [round(x * 1000, 2) for x in v] for k, v in rec.samples.items()}
+        out["statuses"] = {k: dict(v) for k, v in rec.statuses.items()}
+    if "plans" in figures:
+        out["plans"] = [
+            {k: v for k, v in result.items() if k != "statements"}
+            | {"summary": plan_summary([result])}
+            for result in figures["plans"]
+        ]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     reason = ingest.postgres_available(args.postgres)
@@ -818,11 +841,7 @@ def main(argv: list[str] | None = None) -> int:
     except (StackError, load.BenchError, psycopg.Error) as exc:
         print(f"failed: {exc}", file=sys.stderr)
         return 1
-    raw = {k: v for k, v in figures.items() if k not in ("recorder", "plans")}
-    raw["samples_ms"] = {
-        k: [round(x * 1000, 2) for x in v] for k, v in figures["recorder"].samples.items()
-    }
-    (args.output / "search.json").write_text(json.dumps(raw, indent=1, default=str))
+    (args.output / "search.json").write_text(json.dumps(raw(figures), indent=1, default=str))
     print()
     print(text_table(["Scenario", "Target", "Measured", "Result"], targets(figures)))
     print()
