@@ -60,16 +60,19 @@ class _PagingForm(forms.Form):
         super().__init__(data, **kwargs)
 
 
+DATE_INPUT_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
+
+
 class ConversationListForm(_PagingForm):
     date_start = forms.DateTimeField(
         required=False,
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
+        input_formats=DATE_INPUT_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         label="Created from (UTC)",
     )
     date_end = forms.DateTimeField(
         required=False,
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
+        input_formats=DATE_INPUT_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         label="Created to (UTC)",
     )
@@ -209,6 +212,74 @@ class JumpForm(forms.Form):
         if value and not ids.is_valid("conversation", value):
             raise forms.ValidationError("That is not a conversation id.")
         return value
+
+
+class SearchForm(forms.Form):
+    """The search box (in every page's header) and the filters beside it on /search/."""
+
+    q = forms.CharField(
+        max_length=200,
+        required=False,
+        strip=True,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={"type": "search", "autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
+    date_start = forms.DateTimeField(
+        required=False,
+        input_formats=DATE_INPUT_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        label="Started from (UTC)",
+    )
+    date_end = forms.DateTimeField(
+        required=False,
+        input_formats=DATE_INPUT_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        label="Started to (UTC)",
+    )
+    event_type = forms.CharField(
+        required=False,
+        max_length=100,
+        strip=True,
+        label="With an event of type",
+        widget=forms.TextInput(attrs={"placeholder": "any type", "autocomplete": "off"}),
+    )
+    live = forms.BooleanField(required=False, label="Live only")
+    cursor = forms.RegexField(regex=r"\Ao\d{1,7}\Z", required=False, max_length=8)
+    page_size = forms.TypedChoiceField(
+        choices=[(n, str(n)) for n in PAGE_SIZES],
+        coerce=int,
+        required=False,
+        label="Per page",
+    )
+    # The page the box is on, when it is a conversation's: a pasted member id goes to its page.
+    conversation = forms.CharField(max_length=100, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, data: QueryDict | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        kwargs.setdefault("auto_id", "id_search_%s")  # the header's box has its own ids
+        if data is not None and not data.get("page_size"):
+            data = data.copy()  # the select then shows the page size the page really uses
+            data["page_size"] = "25"
+        super().__init__(data, **kwargs)
+        self.fields["event_type"].widget.attrs["list"] = dom.EVENT_TYPE_OPTIONS
+
+    def clean_event_type(self) -> str:
+        return _clean_event_type(self.cleaned_data.get("event_type") or "")
+
+    def clean_conversation(self) -> str:
+        value = self.cleaned_data.get("conversation") or ""
+        if value and not ids.is_valid("conversation", value):
+            raise forms.ValidationError("That is not a conversation id.")
+        return value
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("date_start"), data.get("date_end")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date must be before the end date.")
+        return data
 
 
 def _api_time(value: dt.datetime | None) -> str | None:

@@ -32,6 +32,8 @@ urlpatterns = [
     path("conversations/<con:conversation_id>/events/poll/", views.events_poll, name="events_poll"),
     path("users/", views.user_list, name="users"),
     path("users/<usr:user_id>/", views.user_detail, name="user"),
+    path("search/", views.search_page, name="search"),
+    # The jump box's old address: a pasted id still goes to its page.
     path("jump/", views.jump, name="jump"),
     # Server-sent events: what changed, for the open pages (views/stream.py).
     path("stream/", views.stream, name="stream"),

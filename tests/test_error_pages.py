@@ -1,4 +1,4 @@
-"""Around the pages: the favicon, and the 404 page (one heading, and a jump box for staff)."""
+"""Around the pages: the favicon, and the 404 page (one heading, and the search box for staff)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def headings(html: str) -> list[str]:
 
 
 def has_jump_box(html: str) -> bool:
-    return f'action="{reverse("conversations:jump")}"' in html
+    return f'action="{reverse("conversations:search")}"' in html
 
 
 @pytest.mark.django_db

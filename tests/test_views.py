@@ -840,15 +840,18 @@ def test_a_poll_never_moves_its_poller_to_a_hostile_event_id(staff_client, upstr
 
 
 @pytest.mark.django_db
-def test_the_jump_box_offers_member_ids_only_where_it_can_take_them(staff_client, upstream):
+def test_the_search_box_names_the_conversation_only_on_its_pages(staff_client, upstream):
     upstream.get(f"{API}/v1/conversations", json=fixture("conversations_page.json"))
     detail_mocks(upstream)
     on_list = staff_client.get(reverse("conversations:list")).content.decode()
-    box = re.search(r'<input type="text" name="id"[^>]*>', on_list).group(0)
-    assert "MEM-" not in box, "the list page cannot take a bare member id"
+    assert 'id="header-search"' in on_list
+    assert 'name="conversation"' not in on_list, "the list page cannot take a bare member id"
     on_detail = staff_client.get(reverse("conversations:detail", args=[CON])).content.decode()
-    box = re.search(r'<input type="text" name="id"[^>]*>', on_detail).group(0)
-    assert "MEM-" in box and f'name="conversation" value="{CON}"' in on_detail
+    assert f'name="conversation" value="{CON}"' in on_detail
+    # ...so a member id pasted there goes to the member's page.
+    response = staff_client.get(reverse("conversations:search"), {"q": MEM, "conversation": CON})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("conversations:member", args=[CON, MEM])
 
 
 UPPER = CON.upper()  # CON-1B7F3C2E-…: the uuid typed in capitals

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import re
 import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 from django import template
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import conditional_escape, format_html
+from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from conversations import display, ids
@@ -258,3 +259,32 @@ def fetch_again(url: str, region: str, seconds: Any) -> SafeString:
         seconds,
         region,
     )
+
+
+# Bidi embeddings, overrides and isolates: one in a matched name (U+202E) would reorder the rest of
+# the cell. Right-to-left text itself needs none of them to show correctly.
+_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+
+@register.filter
+def highlighted(match: Any) -> SafeString:
+    """A search match (store/search.py `Match`) as escaped text with what matched in <mark>: the
+    whole value (a number, an address, an id), or each term wherever it occurs (words, a name's
+    start). format_html escapes every piece of the text; only the <mark> tags are markup."""
+    text = getattr(match, "text", None)
+    if not isinstance(text, str):
+        return conditional_escape(EMPTY)
+    text = display.clip(text.translate(_BIDI_CONTROLS))
+    if getattr(match, "whole", False):
+        return format_html("<mark>{}</mark>", text)
+    terms = [t for t in getattr(match, "terms", ()) if isinstance(t, str) and t]
+    if not terms:
+        return conditional_escape(text)
+    pattern = re.compile(
+        "|".join(map(re.escape, sorted(terms, key=len, reverse=True))), re.IGNORECASE
+    )
+    pairs, last = [], 0
+    for found in pattern.finditer(text):
+        pairs.append((text[last : found.start()], found.group()))
+        last = found.end()
+    return format_html("{}{}", format_html_join("", "{}<mark>{}</mark>", pairs), text[last:])

@@ -6,7 +6,8 @@
 - `events`: the Events tab and its poll;
 - `people`: a member's page and a user's page;
 - `live`: the live board, from the event store;
-- `jump`: the home URL and the jump box.
+- `jump`: the home URL, and a pasted id's page (for the search box too);
+- `search`: search over the stored history.
 """
 
 from .conversation import conversation_detail, events_tab, header_panel, members_panel, members_tab
@@ -15,6 +16,7 @@ from .jump import home, jump
 from .listing import conversation_list, user_list
 from .live import live_board
 from .people import member_detail, user_detail
+from .search import search_page
 from .stream import stream
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "member_detail",
     "members_panel",
     "members_tab",
+    "search_page",
     "stream",
     "user_detail",
     "user_list",

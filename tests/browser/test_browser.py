@@ -186,7 +186,7 @@ def member_with_avatar(sandbox):
     raise AssertionError("no live member of the sandbox world has an avatar")
 
 
-def test_member_link_to_user_page_and_jump_box(page, dashboard, sandbox, settings):
+def test_member_link_to_user_page_and_search_box_jump(page, dashboard, sandbox, settings):
     # Remote images are off unless their host is allowed; the page and the CSP then agree.
     settings.DASHBOARD_IMAGE_HOSTS = ["avatars.example.com"]
     settings.SECURE_CSP = settings.SECURE_CSP | {
@@ -209,8 +209,8 @@ def test_member_link_to_user_page_and_jump_box(page, dashboard, sandbox, setting
     assert all(broken), "a broken image is hidden"
     screenshot(page, "user")
 
-    page.fill("input[name=id]", f"  {conversation.id}  ")
-    page.press("input[name=id]", "Enter")
+    page.fill("#header-search", f"  {conversation.id}  ")
+    page.press("#header-search", "Enter")
     page.wait_for_url(f"**/conversations/{conversation.id}/")
 
 
