@@ -68,7 +68,7 @@ KIND_LABELS = {
     "number": "a number (10 users x 3 forms: 447..., +44 7... ..., (0)7... ...)",
     "name": "a name (10 users' names)",
     "word": "a word (5 words of middling frequency)",
-    "id": "an id (5 CON- + 8 prefixes, 5 member uuid prefixes of 13)",
+    "id": "an id prefix (5 conversation and 5 member uuid prefixes, 13 characters)",
     "sip": "a SIP URI (reported)",
     "word-common": "a word in most conversations (reported)",
     "word-rare": "a rare word (reported)",
@@ -76,6 +76,7 @@ KIND_LABELS = {
     "name-prefix": "a 3-letter name prefix (reported)",
     "app-number": "the application's own number, in a third of all calls (reported)",
     "nothing": "a query that finds nothing (reported)",
+    "id-con-prefix": "a conversation id prefix CON- + 8 (reported)",
 }
 SAMPLE_SECONDS = 0.02  # RSS sampling interval during an export
 
@@ -191,8 +192,10 @@ def queries(world: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"kind": "name", "text": user["name"], "expect": user["expect"][:1]})
     for word in world["words"]["mid"]:
         out.append({"kind": "word", "text": word["word"], "expect": []})
-    for conversation in world["conversations"][:5]:
-        out.append({"kind": "id", "text": conversation[:12], "expect": [conversation]})
+    # uuid prefixes with a letter (all digits would read as a phone number too)
+    conversations = [c for c in world["conversations"] if re.search(r"[a-f]", c[4:17])]
+    for conversation in conversations[:5]:
+        out.append({"kind": "id", "text": conversation[4:17], "expect": [conversation]})
     members = [m for m in world["members"] if re.search(r"[a-f]", m[4:17])]
     for member in members[:5]:
         out.append({"kind": "id", "text": member[4:17], "expect": []})
@@ -210,6 +213,8 @@ def queries(world: dict[str, Any]) -> list[dict[str, Any]]:
         {"kind": "name-prefix", "text": world["names"][0]["name"][:3], "expect": []},
         {"kind": "app-number", "text": f"+{world['app_number']}", "expect": []},
         {"kind": "nothing", "text": "qqzzxqq", "expect": []},
+        # CON- and 8 characters: shaped like an id (bodies may be opaque), so the page jumps
+        {"kind": "id-con-prefix", "text": conversations[0][:12], "expect": [conversations[0]]},
     ]
     return out
 
@@ -242,6 +247,7 @@ def measure_search(
     found: Counter[str] = Counter()
     checked: Counter[str] = Counter()
     missing: list[str] = []
+    jumped: list[str] = []
     for round_ in range(rounds):
         for item in items:
             path = "/search/?" + urllib.parse.urlencode({"q": item["text"]})
@@ -249,11 +255,26 @@ def measure_search(
             if round_ or not item["expect"]:
                 continue
             checked[item["kind"]] += 1
-            if answer is not None and all(cid in answer.text for cid in item["expect"]):
+            # A page listing them, or a jump straight to the one page (a pasted id)
+            shown = "" if answer is None else answer.text + answer.headers.get("Location", "")
+            if all(cid in shown for cid in item["expect"]):
                 found[item["kind"]] += 1
+                if answer is not None and answer.status_code == 302:
+                    jumped.append(f"{item['text']!r} -> {answer.headers.get('Location')}")
             else:
-                missing.append(f"{item['kind']} {item['text']!r}")
-    return {"found": dict(found), "checked": dict(checked), "missing": missing}
+                where = answer.headers.get("Location", "") if answer is not None else ""
+                if where.startswith("/"):  # where the jump lands
+                    landed = browser.get("probe", where)
+                    where += f" which answers {landed.status_code if landed is not None else '-'}"
+                missing.append(
+                    f"{item['kind']} {item['text']!r}"
+                    + (
+                        f" (answered {answer.status_code}{' ' + where if where else ''})"
+                        if answer is not None
+                        else ""
+                    )
+                )
+    return {"found": dict(found), "checked": dict(checked), "missing": missing, "jumped": jumped}
 
 
 def serving_worker(stack: Stack, server_port: int, client_port: int) -> int | None:
