@@ -376,6 +376,12 @@ DASHBOARD_SEARCH_TIMEOUT_MS = env.int("DASHBOARD_SEARCH_TIMEOUT_MS", default=200
 if DASHBOARD_SEARCH_TIMEOUT_MS < 1:
     raise ImproperlyConfigured("DASHBOARD_SEARCH_TIMEOUT_MS must be at least 1.")
 
+# Staff without the permission conversations.view_pii (the Support group) see no stored history
+# older than this many days (0: no limit). Their personal data is masked whatever the age.
+SUPPORT_MAX_AGE_DAYS = env.int("SUPPORT_MAX_AGE_DAYS", default=0)
+if SUPPORT_MAX_AGE_DAYS < 0:
+    raise ImproperlyConfigured("SUPPORT_MAX_AGE_DAYS must be 0 (no limit) or more.")
+
 # The first backfill (the worker's, on a store never backfilled): conversations started in the
 # last this many days (the API keeps call conversations 2 days by default).
 DASHBOARD_BACKFILL_DAYS = env.int("DASHBOARD_BACKFILL_DAYS", default=2)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.cache import cache
 
 from conversations import client as client_module
+from conversations.privacy import roles
 from conversations.store import ingest
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -111,9 +112,20 @@ def sandbox_client(sandbox, **overrides) -> client_module.ConversationClient:
 
 @pytest.fixture
 def staff_user(django_user_model):
-    return django_user_model.objects.create_user(
-        "staff", password="staff-password-1", is_staff=True
+    """A Supervisor: staff who see personal data (tests of masking make Support users)."""
+    return supervisor(
+        django_user_model.objects.create_user("staff", password="staff-password-1", is_staff=True)
     )
+
+
+def supervisor(user):
+    user.groups.add(roles.group(roles.SUPERVISORS))
+    return user
+
+
+def support(user):
+    user.groups.add(roles.group(roles.SUPPORT))
+    return user
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 
 from conversations.context_processors import STREAMS_SERVED, stream_url
+from conversations.privacy import roles
 from conversations.push import fanout
 from conversations.push.hub import CLOSE, QUEUE_SIZE, Hub, hub
 from conversations.push.limits import Tickets, tickets
@@ -33,6 +34,7 @@ from conversations.push.stream import format_burst
 from conversations.store import ingest
 from dashboard_project.bounded import BoundedSyncRequests
 from tests import aio
+from tests.conftest import supervisor, support
 
 CONVERSATION = "CON-1f3a2c5e-8a57-4b6c-9a8e-7d2f0f6b1c11"
 ALICE = "MEM-aaaaaaaa-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
@@ -253,7 +255,9 @@ def test_an_event_of_a_conversation_that_is_not_live_leaves_the_board_alone(hear
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    return supervisor(
+        django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    )
 
 
 def session_cookie(client, user) -> str:
@@ -479,6 +483,57 @@ def test_logging_out_ends_the_users_streams(client, staff, in_process):
 
     assert aio.run(scenario())
     assert tickets.held() == 0 and hub.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["to support", "to supervisors", "group loses the permission"])
+def test_a_change_of_role_makes_the_open_page_load_again(
+    client, django_user_model, in_process, change
+):
+    """Issue 12: a new role takes effect on open streams: the page is told to load again (live.js
+    reloads on `reload`), so everything on it is shown as the new role may see it."""
+    user = django_user_model.objects.create_user("someone", password=PASSWORD, is_staff=True)
+    if change in ("to support", "group loses the permission"):
+        supervisor(user)
+    cookie = session_cookie(client, user)
+
+    def act() -> None:
+        if change == "to support":
+            user.groups.clear()
+            support(user)
+        elif change == "to supervisors":
+            supervisor(user)
+        else:
+            group = roles.group(roles.SUPERVISORS)
+            group.permissions.clear()
+
+    async def scenario():
+        stream = await request_stream("topic=live", cookie)
+        await stream.read_until(b": open")
+        await sync_to_async(act)()
+        body = await stream.read_until(b"event: reload")
+        return body, await stream.ended()
+
+    body, ended = aio.run(scenario())
+    assert b"event: reload" in body and ended
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unrelated_account_change_does_not_reload_the_page(client, staff, in_process):
+    cookie = session_cookie(client, staff)
+
+    async def scenario():
+        stream = await request_stream("topic=live", cookie)
+        await stream.read_until(b": open")
+        staff.first_name = "Renamed"
+        await sync_to_async(staff.save)()
+        # The access notice, and the second look a moment later: the stream stays open, quiet.
+        with pytest.raises(TimeoutError):
+            await stream.read_until(b"event: reload", 2.0)
+        await stream.leave()
+        return stream.body
+
+    assert b": open" in aio.run(scenario())
 
 
 @pytest.mark.django_db(transaction=True)

@@ -25,6 +25,7 @@ from conversations.push import fanout
 from conversations.push.hub import hub
 from conversations.push.limits import tickets
 from tests import aio
+from tests.conftest import supervisor
 
 PASSWORD = "a-long-password-for-tests-0123"
 
@@ -39,7 +40,9 @@ def run_async(test):
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    return supervisor(
+        django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    )
 
 
 def django_asgi():

@@ -40,6 +40,8 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError, connections
 from django.utils.crypto import constant_time_compare
 
+from conversations.privacy import viewer
+
 from . import fanout
 from .hub import CLOSE, Subscription, hub
 from .limits import tickets
@@ -67,6 +69,9 @@ _HEADERS = [
 class Visitor:
     kind: str  # "anonymous", "forbidden" (logged in, not active staff) or "staff"
     user_pk: Any = None
+    # Whether the pages this stream keeps fresh show personal data (conversations/privacy): a
+    # change of role makes the page load again, through the new role's masking.
+    sees_pii: bool = False
 
 
 def identify(session_key: str | None) -> Visitor:
@@ -87,7 +92,7 @@ def identify(session_key: str | None) -> Visitor:
             return Visitor("anonymous")
         if not (user.is_active and user.is_staff):
             return Visitor("forbidden", user.pk)
-        return Visitor("staff", user.pk)
+        return Visitor("staff", user.pk, sees_pii=viewer.of(user).sees_pii)
     finally:
         connections.close_all()  # a thread of the loop's shared pool: keep no connection
 
@@ -96,12 +101,16 @@ async def _identify(session_key: str | None) -> Visitor:
     return await sync_to_async(identify, thread_sensitive=False)(session_key)
 
 
-async def still_allowed(session_key: str | None, user_pk: Any) -> bool:
+async def recheck(session_key: str | None, visitor: Visitor) -> str:
+    """ "same", "ended" (logged out, no longer staff, another user) or "role" (the same user,
+    now with or without personal data: the page must load again)."""
     try:
-        visitor = await _identify(session_key)
+        now = await _identify(session_key)
     except DatabaseError:
-        return True  # the database is down: the pages say so; the stream does not decide
-    return visitor.kind == "staff" and visitor.user_pk == user_pk
+        return "same"  # the database is down: the pages say so; the stream does not decide
+    if now.kind != "staff" or now.user_pk != visitor.user_pk:
+        return "ended"
+    return "same" if now.sees_pii == visitor.sees_pii else "role"
 
 
 # --- the endpoint
@@ -151,7 +160,7 @@ async def endpoint(scope: dict, receive, send) -> None:
         [*topics, access_topic(visitor.user_pk)], asyncio.get_running_loop()
     )
     try:
-        await _serve(events(subscription, visitor.user_pk, session_key), receive, send)
+        await _serve(events(subscription, visitor, session_key), receive, send)
     finally:
         hub.unsubscribe(subscription)
         tickets.release(visitor.user_pk)
@@ -195,7 +204,7 @@ async def _serve(messages: AsyncIterator[str], receive, send) -> None:
 
 
 async def events(
-    subscription: Subscription, user_pk: Any, session_key: str | None
+    subscription: Subscription, visitor: Visitor, session_key: str | None
 ) -> AsyncIterator[str]:
     """The stream's messages: notices as they come, each event name at most once per
     NOTICE_GAP_SECONDS (a burst, such as a backfill storing a hundred events, makes one fetch
@@ -220,7 +229,11 @@ async def events(
             return
         told = any(notice.event == "access" for notice in burst)
         if told or loop.time() >= check_at:
-            if not await still_allowed(session_key, user_pk):
+            verdict = await recheck(session_key, visitor)
+            if verdict == "role":
+                yield "event: reload\ndata: {}\n\n"  # live.js loads the page again
+                return
+            if verdict == "ended":
                 return
             # Told: look once more a moment later, as the change may not be saved yet (Django
             # announces a logout before it deletes the session).

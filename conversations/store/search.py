@@ -22,7 +22,7 @@ import datetime as dt
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
@@ -85,6 +85,20 @@ class Match:
     text: str
     terms: tuple[str, ...] = ()
     whole: bool = False
+
+    def __masked__(self) -> Match:
+        """As a viewer without personal data sees it (conversations/privacy/masking.py): a
+        number's last 4 digits, an address without its user, no text; names and ids stay."""
+        from conversations.privacy import masking
+
+        if self.kind == _KIND_LABELS[SearchKey.NUMBER]:
+            return replace(self, text=masking.number(self.text))
+        if self.kind == _KIND_LABELS[SearchKey.SIP]:
+            text = self.text if ":" in self.text else f"sip:{self.text}"
+            return replace(self, text=masking.sip(text))
+        if self.kind == "Text":
+            return replace(self, text=masking.MASK, terms=())
+        return replace(self, text=masking.scrub(self.text))
 
 
 @dataclass

@@ -19,7 +19,6 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from conversations import client as upstream
 from conversations import display, forms, ids
 from conversations.access import staff_required
 from conversations.client import (
@@ -30,6 +29,7 @@ from conversations.client import (
     UpstreamError,
 )
 from conversations.panels import value_or_stale
+from conversations.privacy import sources, viewer
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -65,9 +65,21 @@ DASHBOARD_VIEW = [
 ]
 
 
+def as_viewer(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The request's viewer (may they see personal data, how far back) for the privacy policy's
+    doors (conversations/privacy/sources.py) while the view runs."""
+
+    @wraps(view)
+    def wrapper(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with viewer.viewing_as(viewer.of(request.user)):
+            return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def dashboard_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Every page and panel: GET only, never cached, staff only, canonical ids."""
-    for decorator in reversed(DASHBOARD_VIEW):
+    """Every page and panel: GET only, never cached, staff only, canonical ids, the viewer set."""
+    for decorator in reversed([*DASHBOARD_VIEW, as_viewer]):
         view = decorator(view)
     return view
 
@@ -82,8 +94,8 @@ def wants_region(request: HtmxHttpRequest) -> bool:
 
 
 def api() -> ConversationClient:
-    """The client, looked up when asked for (tests install their own in conversations.client)."""
-    return upstream.get_client()
+    """The client, through the privacy policy (its answers masked for the viewer)."""
+    return sources.api()
 
 
 def attempt(call: Callable[[], Any]) -> Outcome:

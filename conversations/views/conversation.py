@@ -24,7 +24,7 @@ from django_htmx.http import trigger_client_event
 from conversations import dom, forms, ids, tasks
 from conversations.client import NotFound, Outcome, concurrently
 from conversations.panels import poll_seconds, problem, retry_seconds
-from conversations.store import queries
+from conversations.privacy.sources import queries
 from conversations.store.models import StoredConversation
 
 from . import events

@@ -19,7 +19,7 @@ from conversations import display, dom, forms
 from conversations.client import BadRequest, NotFound, Outcome
 from conversations.event_summaries import sender_label, summarize
 from conversations.panels import Problem, poll_seconds, problem, retry_seconds
-from conversations.store import queries
+from conversations.privacy.sources import queries
 from conversations.store.models import StoredConversation
 
 from .base import (

@@ -18,7 +18,7 @@ from django.urls import reverse
 from conversations import forms
 from conversations.client import BadRequest, Outcome
 from conversations.panels import problem, retry_seconds
-from conversations.store import queries
+from conversations.privacy.sources import queries
 
 from .base import (
     HtmxHttpRequest,

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conversations import display
-from conversations.store import queries
+from conversations.privacy.sources import queries
 
 from .base import HtmxHttpRequest, crumbs, dashboard_view, wants_region
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 from conversations import display, forms
 from conversations.client import BadRequest, NotFound, Outcome, concurrently
 from conversations.panels import problem, retry_seconds
-from conversations.store import queries
+from conversations.privacy.sources import queries
 from conversations.store.models import StoredConversation
 
 from .base import (

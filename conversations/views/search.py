@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from conversations import forms
-from conversations.store import search
+from conversations.privacy.sources import search
 
 from .base import HtmxHttpRequest, crumbs, dashboard_view, invalid, with_query
 from .events import EVENT_TYPE_CHOICES

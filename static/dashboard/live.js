@@ -320,7 +320,16 @@
     }
   }
 
-  document.addEventListener("htmx:sseOpen", function () { setStream("open"); });
+  document.addEventListener("htmx:sseOpen", function (event) {
+    // The user's role changed (personal data shown or masked now): the page loads again, so
+    // that all of it, not only the live panels, is shown as the new role may see it.
+    var source = event.detail && event.detail.source;
+    if (source && !source.dashboardReload) {
+      source.dashboardReload = true;
+      source.addEventListener("reload", function () { window.location.reload(); });
+    }
+    setStream("open");
+  });
   document.addEventListener("htmx:sseError", function () { setStream("down"); });
   document.addEventListener("htmx:sseClose", function () { setStream("down"); });
 

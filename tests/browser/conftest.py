@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conversations import client as client_module
-from tests.conftest import sandbox_client
+from tests.conftest import sandbox_client, supervisor
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # (creating the staff user) are synchronous and safe there.
@@ -75,7 +75,7 @@ def dashboard(live_server, sandbox, monkeypatch, settings, django_user_model):
     api = sandbox_client(sandbox, read_timeout=2.0, total_budget=3.0)
     monkeypatch.setattr(client_module.registry, "_override", api)
     sandbox.clear_faults()
-    django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    supervisor(django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True))
     yield live_server
     sandbox.clear_faults()
 

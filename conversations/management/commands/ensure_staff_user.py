@@ -8,6 +8,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
+from conversations.privacy import roles
+
 # The group that marks the users `make run` made for the sandbox demo: they are deactivated when
 # the dashboard runs on a real application (retire_sandbox_demo_users).
 SANDBOX_DEMO_GROUP = "sandbox demo"
@@ -24,13 +26,19 @@ class Command(BaseCommand):
             help="Name of the environment variable holding the password.",
         )
         parser.add_argument(
+            "--role",
+            choices=roles.ROLES,
+            default=roles.SUPERVISORS,
+            help="Supervisors see personal data; Support sees it masked (default: Supervisors).",
+        )
+        parser.add_argument(
             "--sandbox-demo",
             action="store_true",
             help="Mark the user as the sandbox's demo user (no login on a real application).",
         )
 
     def handle(
-        self, *args, username: str, password_env: str, sandbox_demo: bool, **options
+        self, *args, username: str, password_env: str, role: str, sandbox_demo: bool, **options
     ) -> None:
         password = os.environ.get(password_env, "")
         if len(password) < 8:
@@ -40,6 +48,10 @@ class Command(BaseCommand):
         user.is_active = True
         user.set_password(password)
         user.save()
+        user.groups.remove(*Group.objects.filter(name__in=roles.ROLES))
+        user.groups.add(roles.group(role))
         if sandbox_demo:
             user.groups.add(Group.objects.get_or_create(name=SANDBOX_DEMO_GROUP)[0])
-        self.stdout.write(f"{'Created' if created else 'Updated'} staff user {username!r}.")
+        self.stdout.write(
+            f"{'Created' if created else 'Updated'} staff user {username!r} ({role})."
+        )

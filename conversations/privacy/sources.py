@@ -1,0 +1,123 @@
+"""The doors views get data through: the API client, the store's queries and the search, each
+answer (and the last good copy an error carries) masked for the current viewer, and history older
+than the viewer may see (SUPPORT_MAX_AGE_DAYS) left out.
+
+Views import `queries` and `search` from here and get the client from `api()`, never from the
+store or the client package themselves: tests/test_privacy.py fails when a view module does, so
+a new page cannot forget the policy.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from conversations import client as upstream
+from conversations import schema
+from conversations.client import NotFound, UpstreamError
+from conversations.store import queries as store_queries
+from conversations.store import search as store_search
+from conversations.store.models import StoredConversation, StoredEvent, StoredMember
+
+from . import masking
+from .viewer import Viewer, current
+
+TOO_OLD = "older than your role may see"
+
+
+def _age(item: Any) -> Any:
+    """When an item of history happened, for SUPPORT_MAX_AGE_DAYS (None: not history)."""
+    if isinstance(item, schema.Conversation):
+        return item.created
+    if isinstance(item, schema.Event | StoredEvent):
+        return item.timestamp
+    if isinstance(item, StoredConversation):
+        return item.started_at or item.first_seen_at
+    if isinstance(item, StoredMember):
+        return _age(item.conversation) if "conversation" in item._state.fields_cache else None
+    conversation = getattr(item, "conversation", None)  # a search hit
+    if isinstance(conversation, StoredConversation):
+        return _age(conversation)
+    return getattr(item, "started", None)  # a live board row
+
+
+def _within_age(value: Any, viewer: Viewer) -> Any:
+    if viewer.oldest is None:
+        return value
+    if isinstance(value, schema.Page):
+        return schema.Page(
+            items=[i for i in value.items if not viewer.too_old(_age(i))],
+            next_cursor=value.next_cursor,
+            prev_cursor=value.prev_cursor,
+            page_size=value.page_size,
+        )
+    if isinstance(value, list):
+        return [i for i in value if not viewer.too_old(_age(i))]
+    if isinstance(value, tuple):
+        return tuple(_within_age(i, viewer) for i in value)
+    if isinstance(value, store_search.Results):
+        value.hits = [h for h in value.hits if not viewer.too_old(_age(h))]
+        return value
+    return value
+
+
+def present(value: Any, viewer: Viewer | None = None) -> Any:
+    """The value as this viewer (by default the current one) may see it."""
+    viewer = viewer or current()
+    value = _within_age(value, viewer)
+    return value if viewer.sees_pii else masking.value_of(value)
+
+
+def presenter() -> Callable[[Any], Any]:
+    """`present` bound to the current viewer: for exports, streamed after the view returned."""
+    viewer = current()
+    return functools.partial(present, viewer=viewer)
+
+
+class _Door:
+    """A module or client whose functions answer through `present`."""
+
+    def __init__(
+        self,
+        target: Any,
+        *,
+        single: Callable[[Any], Any] | None = None,
+        passthrough: frozenset[str] = frozenset(),
+    ) -> None:
+        self._target = target
+        self._single = single  # what to do with one too-old object (None: as any value)
+        self._passthrough = passthrough  # functions that return no data (parsing a query)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr) or isinstance(attr, type) or name in self._passthrough:
+            return attr  # constants, exception classes, dataclasses, parsers
+
+        @functools.wraps(attr)
+        def through_policy(*args: Any, **kwargs: Any) -> Any:
+            viewer = current()
+            try:
+                value = attr(*args, **kwargs)
+            except UpstreamError as exc:
+                if exc.stale is not None:
+                    exc.stale = present(exc.stale, viewer)
+                raise
+            if viewer.too_old(_age(value)) and not isinstance(value, list | tuple):
+                return self._single(value) if self._single else None
+            return present(value, viewer)
+
+        return through_policy
+
+
+def _refuse(value: Any) -> Any:
+    raise NotFound(f"This conversation is {TOO_OLD}.", status=404)
+
+
+def api() -> Any:
+    """The API client (looked up when asked for: tests install their own), through the policy."""
+    return _Door(upstream.get_client(), single=_refuse)
+
+
+queries = _Door(store_queries)  # one too-old conversation reads as not stored
+search = _Door(store_search, passthrough=frozenset({"parse", "jump_target", "normalise"}))
