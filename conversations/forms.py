@@ -13,7 +13,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from . import dom, ids
+from . import dom, exports, ids
 
 PAGE_SIZES = (10, 25, 50, 100)
 ORDER_CHOICES = (("desc", "Newest first"), ("asc", "Oldest first"))
@@ -180,6 +180,17 @@ class UserListForm(_PagingForm):
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     default_order = "asc"
+
+
+class ExportForm(forms.Form):
+    """`?format=csv` or `?format=json` on a page that offers exports; absent or blank: the page."""
+
+    format = forms.ChoiceField(
+        choices=[("", "")] + [(name, name.upper()) for name in exports.FORMATS],
+        required=False,
+        label="Format",
+        error_messages={"invalid_choice": "an export is csv or json."},
+    )
 
 
 class PollForm(forms.Form):

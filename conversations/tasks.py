@@ -141,6 +141,12 @@ def store_conversation(conversation_id: str) -> dict | None:
     return report.as_dict()
 
 
+def store_now(conversation_id: str) -> None:
+    """Store one conversation in this process, now (an export that needs its history): the
+    worker's read, with the application's own client, never a viewer's masked one."""
+    reconcile.store_one(_application(), get_client(), conversation_id)
+
+
 def ask_to_store(conversation_id: str) -> None:
     """Queue `store_conversation`: a page must never fail, nor wait, because the queue does."""
     try:

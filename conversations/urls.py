@@ -30,6 +30,7 @@ urlpatterns = [
         name="members_panel",
     ),
     path("conversations/<con:conversation_id>/events/poll/", views.events_poll, name="events_poll"),
+    path("conversations/<con:conversation_id>/timeline/", views.timeline_panel, name="timeline"),
     path("users/", views.user_list, name="users"),
     path("users/<usr:user_id>/", views.user_detail, name="user"),
     path("search/", views.search_page, name="search"),

@@ -44,6 +44,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    # The second factor (conversations/twofactor): TOTP authenticator apps and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # The job engine (huey): `manage.py run_huey` runs conversations/tasks.py (see the Procfile).
     "huey.contrib.djhuey",
     "conversations",
@@ -60,6 +64,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the second factor (access.py).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -270,6 +276,19 @@ if TRUSTED_PROXY_COUNT < 0:
 AXES_CLIENT_IP_CALLABLE = "conversations.login_throttle.client_address"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+
+# --- The second factor (conversations/twofactor, access.py): TOTP and recovery codes (django-otp)
+# Superusers always need one; with DASHBOARD_REQUIRE_2FA every staff user does. Anyone may add
+# one, and then needs it at every login.
+DASHBOARD_REQUIRE_2FA = env.bool("DASHBOARD_REQUIRE_2FA", default=False)
+# The name authenticator apps show next to the account (e.g. to tell two deployments apart).
+OTP_TOTP_ISSUER = env.str("DASHBOARD_2FA_ISSUER", default="Conversation dashboard")
+# Wrong codes make the next try wait 1, 2, 4, 8... seconds (django-otp's own throttling, kept in
+# the database per device, so it holds across sessions and processes).
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+# TOTP keys are not shown in the Django admin's device pages.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 
 def _check_private_key(pem: str) -> None:

@@ -28,6 +28,8 @@ urlpatterns = [
     # Not redirect_authenticated_user: a logged-in non-staff user must be able to log in as staff.
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The second factor: the code after the password, setting it up, recovery codes.
+    path("account/two-factor/", include("conversations.twofactor.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("favicon.ico", favicon, name="favicon"),

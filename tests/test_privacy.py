@@ -10,6 +10,7 @@ import html
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -276,12 +277,21 @@ def urls_to_walk(world, rich, api_only) -> list[tuple[str, str, dict[str, str]]]
             ),
             ("conversations:header", reverse("conversations:header", args=args), {}),
             ("conversations:members_panel", reverse("conversations:members_panel", args=args), {}),
+            ("conversations:timeline", reverse("conversations:timeline", args=args), {}),
             (
                 "conversations:events_poll",
                 reverse("conversations:events_poll", args=args),
                 {"after": "0"},
             ),
         ]
+        for fmt in ("csv", "json"):
+            walk.append(
+                (
+                    "conversations:events",
+                    reverse("conversations:events", args=args),
+                    {"format": fmt},
+                )
+            )
         for m in conv.members[:3]:
             walk.append(
                 (
@@ -294,10 +304,14 @@ def urls_to_walk(world, rich, api_only) -> list[tuple[str, str, dict[str, str]]]
         ("conversations:live", reverse("conversations:live"), {}),
         ("conversations:list", reverse("conversations:list"), {}),
         ("conversations:list", reverse("conversations:list"), {"state": "ended"}),
+        ("conversations:list", reverse("conversations:list"), {"format": "csv"}),
+        ("conversations:list", reverse("conversations:list"), {"format": "json"}),
         ("conversations:users", reverse("conversations:users"), {}),
         ("conversations:user", reverse("conversations:user", args=[member.user_id]), {}),
         ("conversations:search", reverse("conversations:search"), {"q": number}),
         ("conversations:search", reverse("conversations:search"), {"q": f"+{number}"}),
+        ("conversations:search", reverse("conversations:search"), {"q": number, "format": "csv"}),
+        ("conversations:search", reverse("conversations:search"), {"q": number, "format": "json"}),
         ("conversations:jump", reverse("conversations:jump"), {"id": rich[0]}),
         ("conversations:stream", reverse("conversations:stream"), {"topics": "live"}),
     ]
@@ -318,7 +332,7 @@ def walk(client, world, rich, api_only) -> tuple[set[str], list[tuple[str, str]]
             if name == "conversations:search":
                 # The query as the user typed it, in the box and the title, is theirs: what the
                 # search found is checked.
-                page = page.replace(query["q"], "")
+                page = page.replace(query["q"], "").replace(quote_plus(query["q"]), "")
             pages.append((f"{url}?{query}", page))
     return visited, pages
 
@@ -360,3 +374,54 @@ def test_search_matches_are_masked_but_names_stay(db):
     assert masking.value_of(search.Match("Name", "Ada Lovelace", ("ada",))).text == "Ada Lovelace"
     sip = masking.value_of(search.Match("SIP address", "sip:ann@pbx.example.com", whole=True))
     assert sip.text == "sip:•••@pbx.example.com"
+
+
+def test_the_one_query_permission_check_agrees_with_djangos(db, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    permission = Permission.objects.get(codename="view_pii")
+    direct = django_user_model.objects.create_user("direct", is_staff=True)
+    direct.user_permissions.add(permission)
+    grouped = supervisor(django_user_model.objects.create_user("grouped", is_staff=True))
+    plain = support(django_user_model.objects.create_user("plain", is_staff=True))
+    boss = django_user_model.objects.create_superuser("boss", password="x" * 12)
+    gone = supervisor(django_user_model.objects.create_user("gone", is_active=False))
+    for user in (direct, grouped, plain, boss, gone):
+        user = django_user_model.objects.get(pk=user.pk)  # no cached permissions
+        assert viewer.has_pii_permission(user) == user.has_perm(viewer.PERMISSION), user.username
+    assert [viewer.has_pii_permission(u) for u in (direct, plain, boss, gone)] == [
+        True,
+        False,
+        True,
+        False,
+    ]
+
+
+def test_a_stored_custom_event_keeps_its_envelope_and_masks_its_payload():
+    from conversations.store.models import StoredEvent
+
+    body = {"id": 7, "type": "custom:order", "from": "MEM-1", "body": {"note": "fragile"}}
+    row = masking.value_of(StoredEvent(event_id=7, type="custom:order", body=body, text="fragile"))
+    assert row.body == {"id": 7, "type": "custom:order", "from": "MEM-1", "body": {"note": "•••"}}
+    assert row.text == masking.MASK
+
+
+def test_a_support_users_events_export_masks_payloads_not_envelopes(client, db, django_user_model):
+    import json as jsonlib
+
+    from tests.store_helpers import event, webhook
+
+    con = "CON-bbbbbbbb-1111-4111-8111-111111111111"
+    webhook(
+        event(con, 1, "custom:order", "MEM-x1", {"note": "fragile vase", "tel": "+447700900100"})
+    )
+    webhook(event(con, 2, "message", "MEM-x1", {"text": "call me on 07700 900100"}))
+    client.force_login(support(django_user_model.objects.create_user("s", is_staff=True)))
+    response = client.get(reverse("conversations:events", args=[con]), {"format": "json"})
+    rows = jsonlib.loads(b"".join(response.streaming_content))
+    assert [(r["id"], r["type"], r["body"]["type"], r["body"]["id"]) for r in rows] == [
+        (1, "custom:order", "custom:order", 1),
+        (2, "message", "message", 2),
+    ]
+    assert rows[0]["body"]["body"] == {"note": "•••", "tel": "•••"}
+    assert rows[1]["body"]["body"]["text"] == "•••"

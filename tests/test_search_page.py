@@ -4,6 +4,9 @@ and nothing read from the API."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 
 import pytest
@@ -15,6 +18,7 @@ from hypothesis import strategies as st
 
 from conversations.store import search
 
+from .conftest import support
 from .store_helpers import event, forbid_upstream, webhook
 from .test_search import CALLERS, conversation_id, member_id, store_call, user_id
 
@@ -198,3 +202,57 @@ def test_hostile_queries_are_shown_escaped(staff_client, callers, text):
     html = response.content.decode()
     assert not any(marker in html for marker in RAW_MARKERS)
     assert f'value="{escape(text)}"' in html
+
+
+# --- exports of a search
+
+
+def read_csv(response) -> list[dict[str, str]]:
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_a_search_exports_every_match_with_what_matched(staff_client, callers):
+    query = {"q": "+44 7700 900000", "page_size": "10"}
+    response = staff_client.get(URL, query | {"format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "search-44-7700-900000-" in response["Content-Disposition"]
+    rows = read_csv(response)
+    assert [row["id"] for row in rows] == [conversation_id(i) for i in (5, 4, 3, 2, 1)]
+    assert all(row["matched"] == "Number: 447700900000" for row in rows)
+    as_json = json.loads(
+        b"".join(staff_client.get(URL, query | {"format": "json"}).streaming_content)
+    )
+    assert [row["id"] for row in as_json] == [row["id"] for row in rows]
+    assert as_json[0]["matched"] == ["Number: 447700900000"]
+    assert "+447700900211" in rows[3]["numbers"], "the members' numbers in E.164"
+
+
+def test_the_page_offers_export_links_with_its_filters(staff_client, callers):
+    html = staff_client.get(URL, {"q": "ada", "event_type": "message", "cursor": "o0"}).content
+    links = re.findall(r'href="(/search/\?[^"]+format=(?:csv|json))"', html.decode())
+    assert len(links) == 2
+    for link in links:
+        link = link.replace("&amp;", "&")
+        assert "q=ada" in link and "event_type=message" in link and "cursor" not in link
+
+
+def test_a_formula_in_a_name_is_harmless_in_the_search_export(staff_client, callers):
+    from .store_helpers import api_conversation
+
+    api_conversation(conversation_id(9), '=HYPERLINK("http://x")', "")
+    rows = read_csv(staff_client.get(URL, {"q": '=HYPERLINK("http://x")', "format": "csv"}))
+    assert [row["name"] for row in rows] == ['\'=HYPERLINK("http://x")']
+
+
+def test_a_support_user_exports_a_search_masked(client, callers, django_user_model):
+    client.force_login(support(django_user_model.objects.create_user("s", is_staff=True)))
+    rows = read_csv(client.get(URL, {"q": "pineapple", "format": "csv"}))
+    assert [row["id"] for row in rows] == [conversation_id(1)]
+    assert rows[0]["matched"] == "Text: •••"
+    assert "900100" not in rows[0]["numbers"] and "•••• 0100" in rows[0]["numbers"]
+
+
+def test_a_bad_export_format_is_a_400(staff_client, callers):
+    assert staff_client.get(URL, {"q": "ada", "format": "xlsx"}).status_code == 400

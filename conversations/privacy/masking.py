@@ -197,8 +197,9 @@ def _mask_model(row: models.Model) -> models.Model:
         item = getattr(row, field, None)
         if rule == "json":
             masked = json(item)
-        elif rule == "event":
-            masked = json({"type": getattr(row, "type", ""), "body": item})["body"]
+        elif rule == "event":  # the whole event as it arrived: its type decides
+            event_type = getattr(row, "type", "")
+            masked = json({**item, "type": event_type} if isinstance(item, dict) else item)
         elif rule == "text":
             masked = MASK if item else item
         else:

@@ -78,6 +78,8 @@ def presenter() -> Callable[[Any], Any]:
 class _Door:
     """A module or client whose functions answer through `present`."""
 
+    masks_for_a_viewer = True  # the store refuses to be filled through one (reconcile.py)
+
     def __init__(
         self,
         target: Any,
@@ -120,4 +122,11 @@ def api() -> Any:
 
 
 queries = _Door(store_queries)  # one too-old conversation reads as not stored
-search = _Door(store_search, passthrough=frozenset({"parse", "jump_target", "normalise"}))
+# `matching` is a queryset for an export, which masks its rows for the viewer (exports.py), as
+# `matched` does its column (given whether to mask).
+search = _Door(
+    store_search,
+    passthrough=frozenset(
+        {"parse", "jump_target", "normalise", "matching", "matched", "time_limit"}
+    ),
+)

@@ -13,11 +13,12 @@ connection its session lookup opened. Here a stream is a coroutine on the event 
 synchronous steps (the session and the user, at the start and at each access check) run briefly
 in the loop's shared thread pool and close their connection.
 
-Refused like a page (anonymous: to the login page; not staff: 403), with nothing held or read
-beyond the session: a bad topic is a 400, past the per-user or server limits a 429, without a
-working fan-out a 503. Each refusal leaves the page polling. A stream ends when its session ends
-or its user loses access: at once on logout or any change to the account (an `access` notice),
-else at the next periodic check.
+Refused like a page (anonymous: to the login page; not staff, or staff whose session has not
+passed the second factor it needs: 403), with nothing held or read beyond the session: a bad
+topic is a 400, past the per-user or server limits a 429, without a working fan-out a 503. Each
+refusal leaves the page polling. A stream ends when its session ends or its user loses access:
+at once on logout or any change to the account (an `access` notice), else at the next periodic
+check.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError, connections
 from django.utils.crypto import constant_time_compare
 
+from conversations import access
 from conversations.privacy import viewer
 
 from . import fanout
@@ -67,7 +69,9 @@ _HEADERS = [
 
 @dataclass(frozen=True)
 class Visitor:
-    kind: str  # "anonymous", "forbidden" (logged in, not active staff) or "staff"
+    # "anonymous", "forbidden" (logged in, not active staff), "unverified" (staff whose session
+    # has not passed the second factor it needs: access.py) or "staff"
+    kind: str
     user_pk: Any = None
     # Whether the pages this stream keeps fresh show personal data (conversations/privacy): a
     # change of role makes the page load again, through the new role's masking.
@@ -76,7 +80,8 @@ class Visitor:
 
 def identify(session_key: str | None) -> Visitor:
     """Who a session logs in, by the same tests as a page load: the session exists and has not
-    expired, names a user whose password hash still matches, and that user is active staff."""
+    expired, names a user whose password hash still matches, that user is active staff, and the
+    session passed the second factor when the user needs one."""
     if not session_key:
         return Visitor("anonymous")
     try:
@@ -92,6 +97,8 @@ def identify(session_key: str | None) -> Visitor:
             return Visitor("anonymous")
         if not (user.is_active and user.is_staff):
             return Visitor("forbidden", user.pk)
+        if not access.session_second_factor_satisfied(user, data):
+            return Visitor("unverified", user.pk)
         return Visitor("staff", user.pk, sees_pii=viewer.of(user).sees_pii)
     finally:
         connections.close_all()  # a thread of the loop's shared pool: keep no connection
@@ -136,6 +143,9 @@ async def endpoint(scope: dict, receive, send) -> None:
     if visitor.kind == "anonymous":
         location = redirect_to_login(request.get_full_path())["Location"]
         await _plain(send, 302, "Log in first.", ((b"location", location.encode()),))
+        return
+    if visitor.kind == "unverified":
+        await _plain(send, 403, "Enter your second factor first.")
         return
     if visitor.kind != "staff":
         await _plain(send, 403, "Staff only.")

@@ -105,6 +105,7 @@ def reconcile(
     """One run of the reconciler. Upstream errors are logged and counted, never raised: what
     failed is read again next run. Anything else (a bug, the process being stopped) propagates,
     leaving only whole, stored pages behind."""
+    refuse_masked(client)
     now = now or timezone.now()
     clock = run_clock(now)
     interval = interval or settings.DASHBOARD_RECONCILE_SECONDS
@@ -394,6 +395,7 @@ def backfill(
     missing). `backfilled_at` is set once the whole list was read, whatever single conversations
     failed (the reconciler retries the recent ones): a conversation the API cannot answer for
     must not make every start backfill again. Run-stopping errors (429, credentials) raise."""
+    refuse_masked(client)
     now = now or timezone.now()
     report = Report()
     since = now - dt.timedelta(days=days)
@@ -428,9 +430,17 @@ def backfill(
     return report
 
 
+def refuse_masked(client: Any) -> None:
+    """The store keeps what the API says: a client seen through a viewer's privacy policy
+    (conversations/privacy/sources.py) would store masked data for good."""
+    if getattr(client, "masks_for_a_viewer", False):
+        raise TypeError("the store reads with the application's own client, not a masked one")
+
+
 def store_one(app: Application, client: ConversationClient, conversation_id: str) -> Report:
     """Read one conversation the store does not have yet (a page read it from the API): its
     answer, events and members, as the backfill does. A 404 marks it deleted upstream."""
+    refuse_masked(client)
     report = Report()
     try:
         _backfill_one(app, client, conversation_id, report)

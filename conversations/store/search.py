@@ -295,6 +295,21 @@ def _explain(query: Query, filters: Filters, hits: list[Hit]) -> None:
             by_pk[pk].matches.append(Match("Text", snippet(first["text"], terms), terms))
 
 
+def matched(
+    query: Query, filters: Filters, pks: list[int], *, masked: bool
+) -> dict[int, list[str]]:
+    """What matched, as text, for conversations of a search (by pk): the export's column.
+    `masked`: as a viewer without personal data sees it (Match.__masked__)."""
+    hits = [Hit(conversation=row) for row in StoredConversation.objects.filter(pk__in=pks)]
+    _explain(query, filters, hits)
+    return {
+        hit.conversation.pk: [
+            f"{m.kind}: {(m.__masked__() if masked else m).text}" for m in hit.matches
+        ]
+        for hit in hits
+    }
+
+
 _KIND_LABELS = {
     SearchKey.ID: "Id",
     SearchKey.NUMBER: "Number",

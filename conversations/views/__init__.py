@@ -6,6 +6,7 @@
 - `events`: the Events tab and its poll;
 - `people`: a member's page and a user's page;
 - `live`: the live board, from the event store;
+- `timeline`: a conversation's timeline (a panel of its page, and a page of its own);
 - `jump`: the home URL, and a pasted id's page (for the search box too);
 - `search`: search over the stored history.
 """
@@ -18,6 +19,7 @@ from .live import live_board
 from .people import member_detail, user_detail
 from .search import search_page
 from .stream import stream
+from .timeline import timeline_panel
 
 __all__ = [
     "EVENT_TYPE_CHOICES",
@@ -34,6 +36,7 @@ __all__ = [
     "members_tab",
     "search_page",
     "stream",
+    "timeline_panel",
     "user_detail",
     "user_list",
 ]

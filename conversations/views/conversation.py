@@ -67,6 +67,8 @@ def members_tab(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
 
 @dashboard_view
 def events_tab(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
+    if request.GET.get("format"):  # ?format=csv or json: the tab's export (events.py)
+        return events.export(request, conversation_id)
     return _page(request, conversation_id, "events")
 
 
@@ -119,6 +121,7 @@ def _page(request: HtmxHttpRequest, conversation_id: str, tab: str) -> HttpRespo
             over=over,
             backoff=backoff,
             interval=interval,
+            params=request.GET,
         )
         events_status = context["events_status"]
 
@@ -171,6 +174,7 @@ def _stored_page(
             backoff=0,
             interval=interval,
             gap=stored.complete_through if context["stored_gap"] else None,
+            params=request.GET,
         )
         events_status = context["events_status"]
     if wants_region(request):

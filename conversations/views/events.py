@@ -5,6 +5,11 @@ On the live edge (the newest page), the poller at /conversations/<id>/events/pol
 events after the newest one shown and adds them. When the header sees the conversation end, the
 poller's next request carries the header's flag: it fetches the last events and stops, so every
 event up to the end is on screen when polling stops.
+
+The tab's exports (`?format=csv`, `?format=json`) are the conversation's whole stored history with
+the tab's type filter, every event once, oldest first, whatever the page's order or cursor. A
+conversation the store has no history of is read into it first, within the page's budget (as the
+worker would); one too long for that is left to the worker, and the answer says to try again.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import render
 from django.urls import reverse
 
-from conversations import display, dom, forms
-from conversations.client import BadRequest, NotFound, Outcome
+from conversations import display, dom, exports, forms, tasks
+from conversations.client import BadRequest, NotFound, Outcome, StillLoading, UpstreamError
 from conversations.event_summaries import sender_label, summarize
-from conversations.panels import Problem, poll_seconds, problem, retry_seconds
+from conversations.panels import Problem, describe, poll_seconds, problem, retry_seconds
 from conversations.privacy.sources import queries
 from conversations.store.models import StoredConversation
 
@@ -31,6 +37,7 @@ from .base import (
     gone,
     invalid,
     next_backoff,
+    not_found,
     render_panel,
     shown,
     still_loading,
@@ -39,6 +46,7 @@ from .base import (
 
 TEMPLATE = "conversations/detail.html"
 POLL_PAGE_SIZE = 100  # events one poll adds at most; more waits for the next poll
+STORING_RETRY_SECONDS = 30  # an export asked while the worker copies the history: try again then
 
 EVENT_TYPE_CHOICES = (
     "leg:status:update",
@@ -109,6 +117,7 @@ def tab_context(
     backoff: int,
     interval: int,
     gap: int | None = None,
+    params: QueryDict | None = None,
 ) -> dict[str, Any]:
     """The Events tab. `outcome` is None when the form did not validate (nothing was read): the
     tab then says what is wrong with the filters, inside the page, and reads nothing."""
@@ -172,6 +181,12 @@ def tab_context(
         "events_next_label": "Older" if newest_first else "Newer",
         "event_types": event_type_choices(events),
         "events_status": 400 if rejected else 200,
+        # The tab's filters as the page has them (not its cursor); none when they are invalid.
+        "events_export": exports.link_queries(
+            params, [name for name in form.fields if name != "cursor"]
+        )
+        if valid and params is not None
+        else None,
     }
 
 
@@ -198,6 +213,68 @@ def _row(event: Any, member_names: dict[str, str], *, new: bool = False) -> dict
         "summary": summarize(event, member_names),
         "sender": sender_label(event, member_names),
     }
+
+
+# --- the export
+
+
+def export(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
+    """The tab's `?format=` answer (the tab's view sends it here): the whole stored history with
+    the tab's type filter, oldest first, as a file."""
+    form = forms.EventsForm(request.GET)
+    export_form = forms.ExportForm(request.GET)
+    if not (form.is_valid() and export_form.is_valid()):
+        return invalid(request, form if form.errors else export_form, "Events")
+    stored = queries.find(conversation_id)
+    if not queries.has_history(stored):
+        stored, refusal = _read_into_store(request, conversation_id)
+        if refusal is not None:
+            return refusal
+    return exports.stream_events(
+        stored,
+        export_form.cleaned_data["format"],
+        event_type=form.cleaned_data.get("event_type") or None,
+    )
+
+
+def _read_into_store(
+    request: HtmxHttpRequest, conversation_id: str
+) -> tuple[Any, HttpResponse | None]:
+    """(the stored conversation, None), or (None, the page saying why there is no file).
+
+    The page read this conversation from the API (the store had no history of it) and asked the
+    worker to store it; staff asking for its file now expect the file. So it is read into the
+    store here, as the worker would, within the page's budget for upstream reads. One too long
+    for that keeps what was stored (each page of events is), the worker reads the rest, and the
+    answer says to try again shortly: the file is made from the store only, never half from
+    the API.
+    """
+    try:
+        tasks.store_now(conversation_id)
+    except UpstreamError as exc:
+        tasks.ask_to_store(conversation_id)
+        if isinstance(exc, StillLoading):
+            message = (
+                "This conversation's history is being copied from the Conversation API into "
+                "the event store, which exports are made from. Try the export again in a minute."
+            )
+        else:
+            message = (
+                "This conversation's history is not in the event store yet, which exports are "
+                f"made from, and it could not be read from the API now. {describe(exc)}"
+            )
+        response = render(
+            request,
+            "conversations/invalid.html",
+            {"title": "Export", "message": message},
+            status=503,
+        )
+        response["Retry-After"] = str(STORING_RETRY_SECONDS)
+        return None, response
+    stored = queries.find(conversation_id)
+    if stored is None:  # the API does not know it either
+        return None, not_found(request, "Conversation", conversation_id)
+    return stored, None
 
 
 # --- the poll

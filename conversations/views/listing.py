@@ -5,6 +5,8 @@ page polls it to stay live, and a region still loading asks for itself again.
 
 The conversation list reads the API (it knows every conversation the application still has) and
 takes each row's state from the event store; filtered by a state, it reads the store alone.
+Its exports (`?format=csv`, `?format=json`) always read the store (which the reconciler fills
+from the API's list), with the page's filters: the whole list, not a page of it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from conversations import forms
+from conversations import exports, forms
 from conversations.client import BadRequest, Outcome
 from conversations.panels import problem, retry_seconds
 from conversations.privacy.sources import queries
@@ -43,8 +45,13 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
     url = reverse("conversations:list")
     form = forms.ConversationListForm(request.GET)
     poll = forms.PollForm(request.GET)
-    if not (form.is_valid() and poll.is_valid()):
-        return invalid(request, form if form.errors else poll, "Conversations", reset_url=url)
+    export = forms.ExportForm(request.GET)
+    checked = (form, poll, export)
+    if not all([f.is_valid() for f in checked]):
+        wrong = next(f for f in checked if f.errors)
+        return invalid(request, wrong, "Conversations", reset_url=url)
+    if export.cleaned_data["format"]:
+        return _export(form, export.cleaned_data["format"])
     params = form.upstream_params()
     state = form.cleaned_data.get("state") or ""
     if state:
@@ -61,8 +68,26 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
         "live_controls": live,
         "first_url": None if live else _first_page(url, request),
         "breadcrumbs": crumbs(("Conversations", None)),
+        # The filters as the page has them (not its cursor): the whole list, from the store.
+        "export_query": exports.link_queries(
+            request.GET, [name for name in form.fields if name != "cursor"]
+        ),
     }
     return _answer(request, "conversations/list.html", context, outcome)
+
+
+def _export(form: forms.ConversationListForm, fmt: str) -> HttpResponse:
+    """The whole filtered list from the event store, whatever page the URL was on."""
+    data = form.cleaned_data
+    state = data.get("state") or ""
+    rows = exports.stored_conversations(
+        state=state,
+        date_start=data.get("date_start"),
+        date_end=data.get("date_end"),
+        order=data["order"],
+    )
+    filename = exports.export_filename("conversations", state, fmt=fmt)
+    return exports.stream_conversations(rows, fmt, filename=filename)
 
 
 @dashboard_view

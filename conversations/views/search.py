@@ -10,14 +10,16 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from conversations import forms
+from conversations import exports, forms
+from conversations.privacy import viewer
 from conversations.privacy.sources import search
 
-from .base import HtmxHttpRequest, crumbs, dashboard_view, invalid, with_query
+from .base import HtmxHttpRequest, crumbs, dashboard_view, invalid, refused, with_query
 from .events import EVENT_TYPE_CHOICES
 from .jump import page_of
 
 TEMPLATE = "conversations/search.html"
+TOO_BROAD = "That search took too long: add a word, a date range or an event type to narrow it."
 # Parameters of the page itself, not of what it finds: not carried into paging or export links.
 PAGE_ONLY = ("cursor", "conversation", "format")
 
@@ -26,8 +28,10 @@ PAGE_ONLY = ("cursor", "conversation", "format")
 def search_page(request: HtmxHttpRequest) -> HttpResponse:
     url = reverse("conversations:search")
     form = forms.SearchForm(request.GET)
-    if not form.is_valid():
-        return invalid(request, form, "Search", reset_url=url)
+    export = forms.ExportForm(request.GET)
+    for checked in (form, export):
+        if not checked.is_valid():
+            return invalid(request, checked, "Search", reset_url=url)
     data = form.cleaned_data
     text = data["q"]
     if text and " " not in text:
@@ -41,9 +45,17 @@ def search_page(request: HtmxHttpRequest) -> HttpResponse:
         event_type=data.get("event_type") or "",
         live_only=bool(data.get("live")),
     )
+    fmt = export.cleaned_data["format"]
+    if fmt and not (query.empty and not query.literal):
+        try:
+            return _export(query, filters, fmt)
+        except search.TooBroad:
+            return refused(request, "Search", TOO_BROAD)
+    keep = {k: v for k, v in request.GET.items() if k not in PAGE_ONLY}
     context: dict[str, Any] = {
         "title": f"Search: {text}" if text else "Search",
         "search_text": text,
+        "export_query": exports.link_queries(request.GET, [k for k in keep if k != "page_size"]),
         "form": form,
         "query": query,
         "breadcrumbs": crumbs(("Search", None)),
@@ -60,12 +72,9 @@ def search_page(request: HtmxHttpRequest) -> HttpResponse:
         context["problem"] = "That page cursor is not one of the search's: start again."
         status = 400
     except search.TooBroad:
-        context["problem"] = (
-            "That search took too long: add a word, a date range or an event type to narrow it."
-        )
+        context["problem"] = TOO_BROAD
         status = 400
     else:
-        keep = {k: v for k, v in request.GET.items() if k not in PAGE_ONLY}
         context |= {
             "results": results,
             "next_url": with_query(url, keep | {"cursor": results.next_cursor})
@@ -76,3 +85,19 @@ def search_page(request: HtmxHttpRequest) -> HttpResponse:
             else None,
         }
     return render(request, TEMPLATE, context, status=status)
+
+
+def _export(query: search.Query, filters: search.Filters, fmt: str) -> HttpResponse:
+    """Every conversation that matches, newest first, with what matched; each chunk of it read
+    under the search's time limit (the first before the response starts: a search that runs out
+    then is a 400 page, not a broken file)."""
+    masked = not viewer.current().sees_pii
+    return exports.stream_conversations(
+        search.matching(query, filters),
+        fmt,
+        filename=exports.export_filename("search", query.text, fmt=fmt),
+        extra=exports.ExtraColumn(
+            "matched", lambda pks: search.matched(query, filters, pks, masked=masked)
+        ),
+        around_chunk=search.time_limit,
+    )
