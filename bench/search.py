@@ -263,9 +263,6 @@ def measure_search(
                     jumped.append(f"{item['text']!r} -> {answer.headers.get('Location')}")
             else:
                 where = answer.headers.get("Location", "") if answer is not None else ""
-                if where.startswith("/"):  # where the jump lands
-                    landed = browser.get("probe", where)
-                    where += f" which answers {landed.status_code if landed is not None else '-'}"
                 missing.append(
                     f"{item['kind']} {item['text']!r}"
                     + (
@@ -594,6 +591,13 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = log_default) 
             for _ in range(max(args.timeline_rounds // 4, 2)):
                 browser.get("timeline-detail", f"/conversations/{world['timeline']}/")
         results["upstream"] = stack.upstream_stats()["requests"] - upstream_before
+        for jump in (results.get("search") or {}).get("missing", []):
+            where = re.search(r"answered 302 (/\S+)\)", jump)
+            if where:  # where a jump that missed lands (not timed: it may ask the API)
+                landed = browser.get("probe", where.group(1))
+                results.setdefault("landed", {})[where.group(1)] = (
+                    landed.status_code if landed is not None else "-"
+                )
         exports = []
         if pages["export"]:
             for conversation, events in (
@@ -791,7 +795,13 @@ def figures_rows(figures: dict[str, Any]) -> list[list[str]]:
     ]
     searched = figures.get("search")
     if searched and searched["missing"]:
-        rows.append(["Search: right conversation not listed", "; ".join(searched["missing"][:10])])
+        landed = ", ".join(f"{k} answers {v}" for k, v in figures.get("landed", {}).items())
+        rows.append(
+            [
+                "Search: right conversation not listed",
+                "; ".join(searched["missing"][:10]) + (f" ({landed})" if landed else ""),
+            ]
+        )
     kinds = list(dict.fromkeys(result["kind"] for result in figures["plans"]))
     for kind in kinds:
         results = [r for r in figures["plans"] if r["kind"] == kind]
