@@ -102,9 +102,13 @@ def run(queries: list[dict[str, str]], rounds: int) -> list[dict[str, Any]]:
         for sql, params in statements:
             if not sql.lstrip().upper().startswith("SELECT") or "set_config" in sql:
                 continue
-            with connection.cursor() as cursor:
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-                plan = [row[0] for row in cursor.fetchall()]
+            # Under the search's own settings (its time limit, and whatever else it sets)
+            try:
+                with search.time_limit(), connection.cursor() as cursor:
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+                    plan = [row[0] for row in cursor.fetchall()]
+            except search.TooBroad:
+                plan = ["(ran out of the search's time limit under EXPLAIN ANALYZE)"]
             plans.append(
                 {
                     "sql": connection.ops.compose_sql(sql, params)
