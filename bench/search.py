@@ -240,18 +240,57 @@ def is_export(browser: load.Staff, path: str) -> bool:
     return answer.status_code == 200 and kind.startswith(("text/csv", "application/json"))
 
 
+class ServerCpu:
+    """CPU time (user + system) of what serves a request: the gunicorn workers and the database's
+    backends for them, read from /proc (all on this machine). A figure the machine's other load
+    does not change, unlike latency."""
+
+    def __init__(self, stack: Stack, url: str, database: str) -> None:
+        self.stack, self.url, self.database = stack, url, database
+        self.backends: list[int] = []
+
+    def refresh(self) -> None:
+        """The backends connected to the database now (the workers' threads connect lazily)."""
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            rows = connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (self.database,),
+            ).fetchall()
+        self.backends = [row[0] for row in rows]
+
+    def seconds(self) -> float:
+        total = 0.0
+        for pid in [*self.stack.worker_pids(), *self.backends]:
+            try:
+                total += cpu_of(pid)
+            except (OSError, IndexError, ValueError):
+                continue
+        return total
+
+
 def measure_search(
-    browser: load.Staff, items: list[dict[str, Any]], rounds: int, rec: load.Recorder
+    browser: load.Staff,
+    items: list[dict[str, Any]],
+    rounds: int,
+    rec: load.Recorder,
+    cpu: ServerCpu | None = None,
 ) -> dict[str, Any]:
-    """Every query once per round, round robin; the first page checked for what it must list."""
+    """Every query once per round, round robin; the first page checked for what it must list;
+    the server's CPU time of each request (`cpu`), per kind."""
     found: Counter[str] = Counter()
     checked: Counter[str] = Counter()
     missing: list[str] = []
     jumped: list[str] = []
+    cpu_ms: dict[str, list[float]] = {}
     for round_ in range(rounds):
+        if cpu is not None:
+            cpu.refresh()
         for item in items:
             path = "/search/?" + urllib.parse.urlencode({"q": item["text"]})
+            before = cpu.seconds() if cpu is not None else 0.0
             answer = browser.get(f"search-{item['kind']}", path)
+            if cpu is not None:
+                cpu_ms.setdefault(item["kind"], []).append((cpu.seconds() - before) * 1000)
             if round_ or not item["expect"]:
                 continue
             checked[item["kind"]] += 1
@@ -271,7 +310,13 @@ def measure_search(
                         else ""
                     )
                 )
-    return {"found": dict(found), "checked": dict(checked), "missing": missing, "jumped": jumped}
+    return {
+        "found": dict(found),
+        "checked": dict(checked),
+        "missing": missing,
+        "jumped": jumped,
+        "cpu_ms": cpu_ms,
+    }
 
 
 def serving_worker(stack: Stack, server_port: int, client_port: int) -> int | None:
@@ -583,7 +628,8 @@ def measure(args: argparse.Namespace, log: Callable[[str], None] = log_default) 
         upstream_before = stack.upstream_stats()["requests"]
         if pages["search"]:
             log(f"search: {len(items)} queries x {args.rounds} rounds through /search/")
-            results["search"] = measure_search(browser, items, args.rounds, rec)
+            cpu = ServerCpu(stack, url, args.database)
+            results["search"] = measure_search(browser, items, args.rounds, rec, cpu)
         if pages["timeline"]:
             log(f"search: the timeline region of {world['timeline']}, {args.timeline_rounds} times")
             for _ in range(args.timeline_rounds):
@@ -800,6 +846,18 @@ def figures_rows(figures: dict[str, Any]) -> list[list[str]]:
             [
                 "Search: right conversation not listed",
                 "; ".join(searched["missing"][:10]) + (f" ({landed})" if landed else ""),
+            ]
+        )
+    if searched and searched.get("cpu_ms"):
+        rows.append(
+            [
+                "Search: server CPU per request, mean (gunicorn workers + PostgreSQL backends, "
+                "from /proc in 10 ms ticks, so a mean over many: about the latency on idle "
+                "cores, less waits)",
+                ", ".join(
+                    f"{kind} {sum(values) / len(values):.1f} ms"
+                    for kind, values in searched["cpu_ms"].items()
+                ),
             ]
         )
     kinds = list(dict.fromkeys(result["kind"] for result in figures["plans"]))
