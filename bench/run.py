@@ -18,7 +18,8 @@
    PostgreSQL (skipped, and said so, when PostgreSQL does not answer; or with --no-ingest). Last,
    bench/search.py's search, exports and timeline (issue 11) on a PostgreSQL store of 2,000,000
    events that it seeds once in a database of its own and reuses (--no-search skips it,
-   --search-only runs it alone).
+   --search-only runs it alone). And bench/audit.py's audit log (issue 12) on two servers of its
+   own, one with the log on, one off, pages opened on each in turn (--no-audit skips it).
 3. One table of targets with the measured value and PASS/MISS, then the details; the same as
    Markdown in bench-results/results.md (with the raw figures in results.json).
 Everything started is stopped at the end, on errors and on Ctrl-C.
@@ -53,7 +54,7 @@ if __package__ in (None, ""):  # run as a script: `python bench/run.py`
 
 import psycopg
 
-from bench import ingest, load, push, report, search
+from bench import audit, ingest, load, push, report, search
 from bench.stack import ROOT, STAFF_USERNAME, Stack, StackError, redis_available
 
 REFRESH_SECONDS = 5.0  # the dashboard's DASHBOARD_REFRESH_SECONDS default
@@ -143,6 +144,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--search-timeline-rounds", type=int, default=None,
         help="requests of the 10,000-event timeline (20; quick 6)")  # fmt: skip
     add("--search-formats", default="csv,json", help="export formats measured (csv,json)")
+    add("--no-audit", action="store_true", help="skip the audit log phase (issue 12)")
+    add("--audit-rounds", type=int, default=None,
+        help="audit phase: pages and polls per server (400; quick 150)")  # fmt: skip
     add("--keep-logs", action="store_true", help="keep the temporary directory and its logs")
     add("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -157,6 +161,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "push_idle_seconds": (60.0, 15.0),
         "search_rounds": (10, 3),
         "search_timeline_rounds": (20, 6),
+        "audit_rounds": (400, 150),
     }
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
@@ -609,6 +614,25 @@ def phase_push(args: argparse.Namespace) -> dict[str, Any]:
         return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
 
 
+def phase_audit(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/audit.py's measurement (issue 12): the page p50 with the audit log on and off, on
+    two servers of its own (SQLite, as the main stack), after the other stacks have stopped."""
+    audit_args = audit.parse_args(
+        [
+            *("--rounds", str(args.audit_rounds)),
+            *("--workers", str(args.workers)),
+            *("--redis-url", args.redis_url),
+            *(["--keep-logs"] if args.keep_logs else []),
+            *(f"--env={k}={v}" for k, v in args.extra_env.items()),
+        ]
+    )
+    try:
+        return audit.measure(audit_args, log=log)
+    except (StackError, load.BenchError, psycopg.Error) as exc:
+        log(f"audit: failed: {exc}")
+        return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+
+
 def phase_search(args: argparse.Namespace) -> dict[str, Any]:
     """bench/search.py's measurement (issue 11), on its own stack and database, last."""
     reason = ingest.postgres_available(args.postgres)
@@ -775,6 +799,8 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
     pushed = push_tables(r)
     rows += pushed["targets"]
     rows += ingest_targets(r["ingest"])
+    audited = audit.run_tables(r.get("audit") or {"skipped": "not run"})
+    rows += audited["targets"]
     searched = search_tables(r)
     rows += searched["targets"]
 
@@ -898,6 +924,7 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
         ],
         *stored_figures(args, r),
         *pushed["figures"],
+        *audited["figures"],
         *searched["figures"],
         [
             "Memory per worker now (VmRSS)",
@@ -1034,6 +1061,7 @@ def describe_setup(args: argparse.Namespace, stack: Stack, world: dict[str, Any]
         + ("skipped; " if args.no_push else f"on PostgreSQL ({args.push_database}) and Redis; ")
         + "ingestion "
         + ("skipped; " if args.no_ingest else f"on PostgreSQL ({args.ingest_database}); ")
+        + ("audit skipped; " if args.no_audit else "audit on two servers of its own (SQLite); ")
         + "search "
         + ("skipped; " if args.no_search else f"on PostgreSQL ({args.search_database}); ")
         + "".join(f"{k}={v}; " for k, v in args.extra_env.items())
@@ -1191,6 +1219,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.close()
         results["push"] = {"skipped": "--no-push"} if args.no_push else phase_push(args)
         results["ingest"] = {"skipped": "--no-ingest"} if args.no_ingest else phase_ingest(args)
+        results["audit"] = {"skipped": "--no-audit"} if args.no_audit else phase_audit(args)
         results["search"] = {"skipped": "--no-search"} if args.no_search else phase_search(args)
         tables = build_tables(args, stack, results)
         setup = describe_setup(args, stack, world)
@@ -1212,6 +1241,7 @@ def main(argv: list[str] | None = None) -> int:
     write_results(args, began, setup, tables)
     raw = {k: v for k, v in results.items() if k != "recorder"}
     raw["ingest"] = {k: v for k, v in results["ingest"].items() if k != "latencies"}
+    raw["audit"] = {k: v for k, v in results["audit"].items() if k not in ("samples", "paired")}
     raw["search"] = search.raw(results["search"])
     raw["samples_ms"] = {k: [round(x * 1000, 2) for x in v] for k, v in rec.samples.items()}
     raw["statuses"] = {k: dict(v) for k, v in rec.statuses.items()}

@@ -53,10 +53,11 @@ from typing import Any
 
 from django.db.models import F, Q, QuerySet, TextField
 from django.db.models.functions import Cast
-from django.http import QueryDict, StreamingHttpResponse
+from django.http import HttpRequest, QueryDict, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header, urlencode
 
+from conversations import audit
 from conversations.privacy import masking, viewer
 from conversations.store import queries, search_index
 from conversations.store.models import StoredConversation, StoredEvent, StoredMember
@@ -238,8 +239,10 @@ def _people(conversation_pks: list[int]) -> dict[int, _People]:
 # --- formula injection
 
 
-def neutralise(text: str) -> str:
-    """The text as a CSV cell that no spreadsheet runs as a formula (see the module's doc)."""
+def neutralise(value: Any) -> str:
+    """The value as a CSV cell that no spreadsheet runs as a formula (see the module's doc);
+    the audit log's CSV uses it too."""
+    text = "" if value is None else str(value)
     if text and text[0] in _FORMULA_STARTS and not _E164.fullmatch(text):
         return "'" + text
     return text
@@ -310,7 +313,7 @@ def _json_value(value: Any) -> str:
     return _json_string(str(value))
 
 
-class _Echo:
+class Echo:
     """The pseudo-buffer of Django's streaming CSV recipe: `write` hands back the line."""
 
     def write(self, value: str) -> str:
@@ -318,7 +321,7 @@ class _Echo:
 
 
 def _csv_pieces(columns: tuple[str, ...], chunks: Iterable[list[tuple]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     yield writer.writerow(columns)
     for chunk in chunks:
         yield "".join([writer.writerow(_csv_cells(cells)) for cells in chunk])
@@ -353,12 +356,39 @@ def _primed(chunks: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
     return chunks if first is None else itertools.chain([first], chunks)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """Who asked for an export and with what filters: the audit log records it, with the rows
+    handed on, when the stream ends (or is closed half-way: audit.audited_rows)."""
+
+    request: HttpRequest
+    what: str
+    filters: Mapping[str, Any]
+    object_id: str = ""
+
+    def rows(self, chunks: Iterator[list[tuple]]) -> Iterator[tuple[tuple, ...]]:
+        counted = audit.audited_rows(
+            self.request,
+            self.what,
+            self.filters,
+            itertools.chain.from_iterable(chunks),
+            object_id=self.object_id,
+        )
+        return itertools.batched(counted, CHUNK_SIZE)
+
+
 def _response(
-    columns: tuple[str, ...], chunks: Iterator[list[tuple]], fmt: str, filename: str
+    columns: tuple[str, ...],
+    chunks: Iterator[list[tuple]],
+    fmt: str,
+    filename: str,
+    recorded: Recorded | None = None,
 ) -> StreamingHttpResponse:
     if fmt not in FORMATS:
         raise ValueError(f"not an export format: {fmt!r}")
     chunks = _primed(chunks)
+    if recorded is not None:
+        chunks = recorded.rows(chunks)
     pieces = _csv_pieces(columns, chunks) if fmt == "csv" else _json_pieces(columns, chunks)
     response = StreamingHttpResponse(_encoded(pieces), content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = content_disposition_header(True, filename)
@@ -421,7 +451,11 @@ def _event_chunks(
 
 
 def stream_events(
-    stored: StoredConversation, fmt: str, *, event_type: str | None = None
+    stored: StoredConversation,
+    fmt: str,
+    *,
+    event_type: str | None = None,
+    recorded: Recorded | None = None,
 ) -> StreamingHttpResponse:
     """A conversation's whole stored history (of one type, with `event_type`), every event once,
     oldest first: the events stored when the export began."""
@@ -432,7 +466,7 @@ def stream_events(
     if not who.sees_pii:
         rows = ([_masked_event(cells) for cells in chunk] for chunk in rows)
     filename = export_filename(conversation_id, "events", event_type, fmt=fmt)
-    return _response(EVENT_COLUMNS, rows, fmt, filename)
+    return _response(EVENT_COLUMNS, rows, fmt, filename, recorded)
 
 
 # --- conversations
@@ -549,6 +583,7 @@ def stream_conversations(
     filename: str,
     extra: ExtraColumn | None = None,
     around_chunk: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    recorded: Recorded | None = None,
 ) -> StreamingHttpResponse:
     """Stream the conversations of a queryset as a CSV or JSON file, in its order.
 
@@ -565,4 +600,4 @@ def stream_conversations(
     chunks = _conversation_chunks(conversations, extra, around_chunk)
     if not who.sees_pii:
         chunks = ([_masked_conversation(cells) for cells in chunk] for chunk in chunks)
-    return _response(columns, chunks, fmt, filename)
+    return _response(columns, chunks, fmt, filename, recorded)

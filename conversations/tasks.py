@@ -12,6 +12,8 @@
   ago"). Inside a run, conversations are claimed in the database too (see reconcile.py).
 - `backfill_task`: once, while the application was never backfilled (a new install).
 - `purge_old_history` (periodic, hourly): retention, in batches.
+- `purge_old_audit_entries` (periodic, hourly): the audit log's retention (AUDIT_RETENTION_DAYS),
+  in batches: the only deletion of audit entries (conversations/audit/retention.py).
 - `store_conversation`: one conversation a page read from the API because the store lacked it
   (older than the backfill, or not yet seen): stored, so that its next views read the store.
 
@@ -33,6 +35,7 @@ from huey.contrib.djhuey import HUEY, db_periodic_task, db_task
 from huey.exceptions import TaskLockedException
 from huey.storage import MemoryStorage, RedisExpireStorage
 
+from conversations.audit import retention as audit_retention
 from conversations.client import UpstreamError, get_client
 from conversations.store import ingest, reconcile, retention
 from conversations.store.models import Application
@@ -55,6 +58,7 @@ def _lock(name: str, ttl: int) -> TaskLock:
 RECONCILE_LOCK = _lock("reconcile", max(30, 2 * settings.DASHBOARD_RECONCILE_SECONDS))
 BACKFILL_LOCK = _lock("backfill", 6 * 3600)
 RETENTION_LOCK = _lock("retention", 3600)
+AUDIT_RETENTION_LOCK = _lock("audit-retention", 3600)
 
 
 def slots(start: float, interval: int, span: float = MINUTE) -> list[float]:
@@ -164,3 +168,14 @@ def purge_old_history() -> dict | None:
         return None
     logger.info("retention: %s", done.as_dict())
     return done.as_dict()
+
+
+@db_periodic_task(crontab(minute="37"))  # hourly, away from the history's purge
+def purge_old_audit_entries() -> int | None:
+    try:
+        with AUDIT_RETENTION_LOCK:
+            deleted = audit_retention.purge()
+    except TaskLockedException:
+        return None
+    logger.info("audit retention: %d entries deleted", deleted)
+    return deleted

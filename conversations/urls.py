@@ -4,6 +4,7 @@
 from django.urls import path, register_converter
 
 from . import ids, views
+from .views.audit import audit_log
 
 register_converter(ids.ConversationIdConverter, "con")
 register_converter(ids.MemberIdConverter, "mem")
@@ -38,4 +39,6 @@ urlpatterns = [
     path("jump/", views.jump, name="jump"),
     # Server-sent events: what changed, for the open pages (views/stream.py).
     path("stream/", views.stream, name="stream"),
+    # The audit log (superusers and holders of conversations.view_auditentry).
+    path("audit/", audit_log, name="audit"),
 ]

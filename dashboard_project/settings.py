@@ -36,7 +36,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The Django admin at /admin/, for superusers only (dashboard_project/admin.py).
+    "dashboard_project.admin.DashboardAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -70,6 +71,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Records page views and searches by URL name (conversations/audit/middleware.py): after
+    # the user and htmx's headers are known, around every view.
+    "conversations.audit.middleware.AuditMiddleware",
     # One deadline for every upstream read of a request (UPSTREAM_PAGE_BUDGET_SECONDS).
     "conversations.client.budget.PageBudgetMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
@@ -90,6 +94,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
                 "conversations.context_processors.dashboard",
+                "conversations.audit.context.admin_contact",
             ],
         },
     },
@@ -289,6 +294,18 @@ OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_STATIC_THROTTLE_FACTOR = 1
 # TOTP keys are not shown in the Django admin's device pages.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# --- Who may see what (conversations/audit): the audit log, the admin, the lock-out page
+# Record every look (page views, searches, exports, logins) in the audit log. Off only to
+# measure what it costs (bench/audit.py).
+DASHBOARD_AUDIT = env.bool("DASHBOARD_AUDIT", default=True)
+# Days audit entries are kept; older ones are deleted hourly by the worker. 0 keeps them for ever.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+if AUDIT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("AUDIT_RETENTION_DAYS must be 0 (keep for ever) or more.")
+# Who can help someone locked out or without access, as the pages should say it (e.g. "the IT
+# desk, it@example.com"). Empty: "a superuser of this dashboard".
+DASHBOARD_ADMIN_CONTACT = env.str("DASHBOARD_ADMIN_CONTACT", default="")
 
 
 def _check_private_key(pem: str) -> None:

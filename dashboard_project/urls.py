@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -33,6 +34,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("favicon.ico", favicon, name="favicon"),
+    # Users, groups and lock-outs, for superusers only (dashboard_project/admin.py).
+    path("admin/", admin.site.urls),
     # Vonage's signed RTC event webhooks: with or without the slash, never a redirect.
     path("webhooks/rtc", rtc_webhook, name="rtc_webhook"),
     path("webhooks/rtc/", rtc_webhook, name="rtc_webhook_slash"),

@@ -60,16 +60,23 @@ def test_the_walk_finds_every_dashboard_url():
     assert reverse("conversations:events", args=[SAMPLE_ARGS["conversation_id"]]) in urls
 
 
-def test_admin_is_not_mounted():
-    # The dashboard is admin-styled but offers no Django admin: nothing to protect there.
+def test_the_admin_is_the_superusers_only_site():
+    # /admin/ is mounted (users, groups, lock-outs): its site lets superusers in only, which
+    # tests/test_admin_site.py checks page by page.
+    from django.contrib import admin
+
+    from dashboard_project.admin import DashboardAdminSite
+
     names = [name for name, _p, _a in walk(get_resolver().url_patterns)]
-    assert not any(name.startswith("admin") for name in names)
+    assert "admin:index" in names
+    assert isinstance(admin.site, DashboardAdminSite)
 
 
 def test_every_view_outside_the_public_list_is_staff_only():
-    """A view added without `staff_required` fails here, before any request is made."""
+    """A view added without `staff_required` fails here, before any request is made. The
+    admin's views are guarded by their site instead (superusers only: test_admin_site.py)."""
     for name, pattern, _params in walk(get_resolver().url_patterns):
-        if name.split(":")[-1] in PUBLIC:
+        if name.split(":")[-1] in PUBLIC or name.startswith(("admin:", "admin/")):
             continue
         assert getattr(pattern.callback, "staff_required", False), f"{name} is not protected"
 

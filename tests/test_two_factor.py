@@ -613,3 +613,24 @@ def test_the_stream_refuses_a_session_that_has_not_passed_its_second_factor(in_p
     settings.DASHBOARD_REQUIRE_2FA = True
     assert aio.run(status(cookie_for(staff)))[0] == 403
     assert tickets.held() == 0 and hub.count() == 0
+
+
+@pytest.mark.django_db
+def test_enrolment_and_codes_are_in_the_audit_log(client, clock, slow_throttle):
+    from conversations.audit.models import AuditEntry
+
+    user = make_user()
+    log_in(client, user)
+    client.get(ENROL)
+    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    client.post(ENROL, {"code": code_of(device)})
+    client.logout()
+    log_in(client, user)
+    client.post(VERIFY, {"code": wrong_code(device)})
+    lock_expires(user)
+    client.post(VERIFY, {"code": code_of(device, NOW + 30)})
+    actions = list(
+        AuditEntry.objects.filter(user=user).order_by("pk").values_list("action", flat=True)
+    )
+    second_factor = [a for a in actions if a.startswith(("otp_", "recovery"))]
+    assert second_factor == ["otp_enrolled", "otp_failed", "otp_verified"]

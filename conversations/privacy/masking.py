@@ -30,11 +30,17 @@ TEXT_KEYS = frozenset({"text", "transcript"})
 EMAIL_KEYS = frozenset({"email", "email_address"})
 IMAGE_KEYS = frozenset({"image_url"})
 CUSTOM_KEYS = frozenset({"custom_data"})
+MESSAGE_TYPES = frozenset({"message", "text", "image"})  # events whose whole body is a message
 NUMBER_CHANNELS = frozenset({"phone", "pstn", "sms", "mms", "whatsapp", "viber", "messenger"})
 
-# A phone number inside text: 7+ digits with the separators people write, not part of a longer
-# word or id (uuids and CON-… ids are letters, digits and dashes: the look-arounds keep them).
-_NUMBER_IN_TEXT = re.compile(r"(?<![\w-])\+?\(?\d(?:[\d\s().\-/]{5,24})\d(?![\w-])")
+# A phone number inside text: 7+ digits with the separators people write, wherever it is (inside
+# a word too: `callback-447700900100`, `tel447700900100`). Ids are kept whole: they are found
+# first (`_KEPT`) and the rest of the text is scrubbed around them.
+_NUMBER_IN_TEXT = re.compile(r"\+?\(?\d(?:[\d\s().\-/]{5,24})\d")
+_KEPT = re.compile(
+    r"(?:CON|MEM|USR|SES|KNK|APP)-[0-9A-Za-z][0-9A-Za-z-]{0,79}"
+    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _EMAIL_IN_TEXT = re.compile(r"[\w.%+-]+@([\w-]+(?:\.[\w-]+)+)")
 _SIP_IN_TEXT = re.compile(r"\b(sips?):([^@\s;>]+)@", re.IGNORECASE)
 _DATE_LIKE = re.compile(r"\A\d{4}-\d{2}-\d{2}")
@@ -71,13 +77,33 @@ def _number_in_text(found: re.Match[str]) -> str:
     return number(digits)
 
 
-def scrub(value: str) -> str:
-    """Any string: numbers, emails and SIP users inside it masked, the rest kept."""
-    if not any(ch.isdigit() for ch in value) and "@" not in value:
-        return value
+def _scrub_part(value: str) -> str:
     value = _SIP_IN_TEXT.sub(lambda m: f"{m.group(1)}:{MASK}@", value)
     value = _EMAIL_IN_TEXT.sub(lambda m: f"{MASK}@{m.group(1)}", value)
     return _NUMBER_IN_TEXT.sub(_number_in_text, value)
+
+
+def scrub(value: str) -> str:
+    """Any string: numbers, emails and SIP users inside it masked; ids (CON-…, uuids) kept."""
+    if not any(ch.isdigit() for ch in value) and "@" not in value:
+        return value
+    pieces, last = [], 0
+    for kept in _KEPT.finditer(value):
+        pieces += [_scrub_part(value[last : kept.start()]), kept.group(0)]
+        last = kept.end()
+    pieces.append(_scrub_part(value[last:]))
+    return "".join(pieces)
+
+
+def message_body(value: Any, depth: int = 0) -> Any:
+    """A message's body: its kind kept (`message_type`), everything it carries masked (the text,
+    an image's or a file's URL, a location...)."""
+    if not isinstance(value, dict):
+        return leaves(value, depth)
+    return {
+        key: item if key == "message_type" and isinstance(item, str) else leaves(item, depth + 1)
+        for key, item in value.items()
+    }
 
 
 def leaves(value: Any, depth: int = 0) -> Any:
@@ -103,8 +129,11 @@ def json(value: Any, key: str = "", depth: int = 0) -> Any:
             return leaves(value, depth)
         masked = {k: json(v, k, depth + 1) for k, v in value.items()}
         event_type = value.get("type")
-        if isinstance(event_type, str) and event_type.startswith("custom:") and "body" in masked:
-            masked["body"] = leaves(value["body"], depth + 1)
+        if isinstance(event_type, str) and "body" in masked:
+            if event_type.startswith("custom:"):
+                masked["body"] = leaves(value["body"], depth + 1)
+            elif event_type in MESSAGE_TYPES:
+                masked["body"] = message_body(value["body"], depth + 1)
         return masked
     if isinstance(value, list):
         return [json(item, key, depth + 1) for item in value]
@@ -112,8 +141,10 @@ def json(value: Any, key: str = "", depth: int = 0) -> Any:
         return MASK
     if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, int) and (key in NUMBER_KEYS or abs(value) >= 10**6):
+        return number(value)  # a number sent as a JSON integer (7 digits or more: not a count)
     if isinstance(value, int | float):
-        return number(value) if key in NUMBER_KEYS else value
+        return value
     if not isinstance(value, str):
         return value_of(value, depth)  # a row or a record inside a dict
     if key in NUMBER_KEYS:
@@ -146,6 +177,7 @@ def _mask_dataclass(value: Any, depth: int) -> Any:
     changes: dict[str, Any] = {}
     channel_type = getattr(value, "type", "")
     is_custom_event = isinstance(channel_type, str) and channel_type.startswith("custom:")
+    is_message = isinstance(channel_type, str) and channel_type in MESSAGE_TYPES
     for f in dataclasses.fields(value):
         if not f.init:
             continue
@@ -157,8 +189,8 @@ def _mask_dataclass(value: Any, depth: int) -> Any:
             masked = leaves(item)
         elif name in IMAGE_KEYS and isinstance(item, str):
             masked = "" if item else item  # not shown at all rather than a broken image
-        elif name in ("body", "raw") and is_custom_event and isinstance(item, dict):
-            masked = leaves(item) if name == "body" else json(item)
+        elif name == "body" and isinstance(item, dict) and (is_custom_event or is_message):
+            masked = leaves(item) if is_custom_event else message_body(item)
         elif isinstance(item, dict):
             masked = json(item, name, depth + 1)
         else:

@@ -102,14 +102,34 @@ class _Door:
             try:
                 value = attr(*args, **kwargs)
             except UpstreamError as exc:
-                if exc.stale is not None:
-                    exc.stale = present(exc.stale, viewer)
+                stale = exc.stale
+                if stale is not None:
+                    too_old = viewer.too_old(_age(stale)) and not isinstance(stale, list | tuple)
+                    exc.stale = None if too_old else present(stale, viewer)
+                if not viewer.sees_pii:  # the API's own words (a 400's message) may quote data
+                    exc.detail = masking.scrub(exc.detail)
                 raise
             if viewer.too_old(_age(value)) and not isinstance(value, list | tuple):
                 return self._single(value) if self._single else None
             return present(value, viewer)
 
         return through_policy
+
+
+def may_see(conversation_id: str) -> bool:
+    """Whether the viewer may see this conversation at all (SUPPORT_MAX_AGE_DAYS): for the reads
+    that name a conversation without reading it (its members). The store answers when it has
+    it; else the API's answer for it (shared through the client's cache)."""
+    viewer = current()
+    if viewer.oldest is None:
+        return True
+    stored = store_queries.find(conversation_id)
+    if stored is not None:
+        return not viewer.too_old(_age(stored))
+    try:
+        return not viewer.too_old(upstream.get_client().get_conversation(conversation_id).created)
+    except UpstreamError:
+        return True  # the read itself fails and says so; nothing of it is shown
 
 
 def _refuse(value: Any) -> Any:

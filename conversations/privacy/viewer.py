@@ -19,7 +19,9 @@ from django.contrib.auth.models import Permission
 from django.db.models import Q
 from django.utils import timezone
 
-PERMISSION = "conversations.view_pii"
+from . import roles
+
+PERMISSION = roles.VIEW_PII_PERMISSION
 
 
 @dataclass(frozen=True)

@@ -66,11 +66,6 @@ class StoredConversation(models.Model):
                 condition=Q(is_live=True),
             ),
         ]
-        # Who may see customers' personal data unmasked (conversations/privacy): the
-        # Supervisors group has it, the Support group does not; superusers have every permission.
-        permissions = [
-            ("view_pii", "Can see personal data (numbers, SIP users, emails, custom data, texts)")
-        ]
 
     def __str__(self) -> str:
         return self.vonage_id

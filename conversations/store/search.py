@@ -4,10 +4,11 @@ index, the conversations that match any part newest first.
 
 - ids, numbers, SIP addresses and names: `SearchKey` rows (search_index.py's normal forms), by
   prefix on an indexed column;
-- words: on PostgreSQL the events' generated `text_vector` (GIN) with `websearch_to_tsquery`
-  ('simple' configuration: no stemming, so it matches whole words as typed; its operators `or`,
-  `-word` and "quoted phrases" work there); on SQLite every word as a whole word (a regular
-  expression over the same text), which gives the same answers for plain words;
+- words: every word (letters and digits; punctuation, `_` included, separates words) as a whole
+  word, all of them: on PostgreSQL the events' generated `text_vector` (GIN; the text with its
+  punctuation turned to spaces, so an email or a URL is words too) with `plainto_tsquery`
+  ('simple' configuration: no stemming); on SQLite a regular expression over the same text. The
+  same answers on both: no operators (`or`, `-word`) on either;
 - a query of symbols only (`%`, `'`, an emoji) has no words: it is looked for literally.
 
 Every query runs under a time limit (`DASHBOARD_SEARCH_TIMEOUT_MS`): PostgreSQL's
@@ -38,7 +39,6 @@ from .queries import LIST_CURSOR, BadCursor, _conversations
 MAX_QUERY_LENGTH = 200
 MIN_ID_PREFIX = 8
 MIN_NAME_PREFIX = 2
-MAX_WORDS = 8  # more words only narrow the search further; the rest are ignored
 SNIPPET_RADIUS = 60  # characters of text shown around a matched word
 
 _WORD = re.compile(r"[^\W_]+")  # letters and digits in any script; `_` is a symbol
@@ -131,7 +131,11 @@ def parse(text: str) -> Query:
             id_prefixes = tuple(f"{prefix}-{folded}" for prefix in ("con", "mem", "usr"))
     digits = search_index.phone_digits(text)
     sip = search_index.sip_parts(text)
-    words = tuple(dict.fromkeys(_WORD.findall(folded)))[:MAX_WORDS]
+    # Words as typed (each database folds case its own way, the same way on both sides), once.
+    words: list[str] = []
+    for word in _WORD.findall(text):
+        if word.casefold() not in {w.casefold() for w in words}:
+            words.append(word)
     name = folded if len(folded) >= MIN_NAME_PREFIX and not digits else ""
     return Query(
         text=text,
@@ -139,7 +143,7 @@ def parse(text: str) -> Query:
         number=search_index.number_key(digits) if digits else "",
         address=sip[0] if sip else "",
         name=name,
-        words=() if digits else words,
+        words=() if digits else tuple(words),
         literal="" if words or not text else text,
     )
 
@@ -204,14 +208,14 @@ def _text_condition(query: Query) -> Q | None:
         if connection.vendor == "postgresql":
             return Q(
                 RawSQL(
-                    "text_vector @@ websearch_to_tsquery('simple'::regconfig, %s)",
-                    [query.text],
+                    "text_vector @@ plainto_tsquery('simple'::regconfig, %s)",
+                    [" ".join(query.words)],
                     output_field=BooleanField(),
                 )
             )
         condition = Q()
-        for word in query.words:
-            condition &= Q(text__iregex=rf"(?<!\w){re.escape(word)}(?!\w)")
+        for word in query.words:  # a whole word: no letter or digit either side (`_` is none)
+            condition &= Q(text__iregex=rf"(?<![^\W_]){re.escape(word)}(?![^\W_])")
         return condition
     if query.literal:
         return Q(text__icontains=query.literal)
@@ -277,7 +281,10 @@ def _explain(query: Query, filters: Filters, hits: list[Hit]) -> None:
         return
     keys = _key_matches(query)
     if keys is not None:
-        for key in SearchKey.objects.filter(keys, conversation_id__in=by_pk).order_by("pk")[:200]:
+        # Every matching key of these conversations (each conversation keeps its first three):
+        # one conversation with many must not leave the others with nothing said.
+        found = SearchKey.objects.filter(keys, conversation_id__in=by_pk).order_by("pk")
+        for key in found.iterator(chunk_size=2000):
             hit = by_pk[key.conversation_id]
             if any(m.text == key.label for m in hit.matches) or len(hit.matches) >= 3:
                 continue

@@ -105,13 +105,16 @@ def id_value(value: str) -> str:
 # --- what a body holds
 
 
-def _leaves(body: Any) -> Iterator[tuple[str, Any, str]]:
-    """(field name, value, parent field name) of every scalar in a body, depth first, bounded."""
+def _leaves(body: Any, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, Any, str]]:
+    """(field name, value, parent field name) of every scalar in a body, depth first, bounded;
+    not inside the fields named in `skip`."""
     stack: list[tuple[str, Any, str, int]] = [("", body, "", 0)]
     seen = 0
     while stack and seen < MAX_NODES:
         field, value, parent, depth = stack.pop()
         seen += 1
+        if field in skip:
+            continue
         if isinstance(value, dict):
             if depth < MAX_DEPTH:
                 stack.extend((str(k), v, field, depth + 1) for k, v in reversed(value.items()))
@@ -131,7 +134,9 @@ def keys_of(body: Any, *, names_anywhere: bool = False) -> set[Key]:
         if value and len(found) < MAX_KEYS:
             found.setdefault((kind, value[:VALUE_LIMIT]), label[:VALUE_LIMIT])
 
-    for field, value, parent in _leaves(body):
+    # Custom data is the application's own, not a key to find a call by: its values are no one's
+    # name, and a Support user must not see one as "what matched".
+    for field, value, parent in _leaves(body, skip=frozenset({"custom_data"})):
         if field in NUMBER_FIELDS:
             digits = phone_digits(value)
             if digits:

@@ -24,7 +24,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from conversations import access
+from conversations import access, audit
 from conversations.push.notices import access_changed
 
 from . import devices
@@ -37,9 +37,9 @@ FEW_RECOVERY_CODES = 3
 
 
 def _audit(request: HttpRequest, action: str, **details: Any) -> None:
-    """One audit point of the second factor. Does nothing yet: the audit log (issue 12) is not
-    on main; once it is, this becomes `audit.record(request, action, ...)`. Actions: otp_enrolled,
-    otp_verified, otp_failed, recovery_code_used, recovery_codes_replaced, otp_removed."""
+    """One audit point of the second factor (otp_enrolled, otp_verified, otp_failed,
+    recovery_code_used, recovery_codes_replaced, otp_removed), in the audit log."""
+    audit.record(request, audit.Action(action), **details)
 
 
 # --- the decorator stacks

@@ -24,6 +24,7 @@ from django_htmx.http import trigger_client_event
 from conversations import dom, forms, ids, tasks
 from conversations.client import NotFound, Outcome, concurrently
 from conversations.panels import poll_seconds, problem, retry_seconds
+from conversations.privacy import sources
 from conversations.privacy.sources import queries
 from conversations.store.models import StoredConversation
 
@@ -315,6 +316,8 @@ def members_panel(request: HtmxHttpRequest, conversation_id: str) -> HttpRespons
     stored = queries.find(conversation_id)
     if queries.has_history(stored):
         return _stored_members_panel(request, stored, over)
+    if not sources.may_see(conversation_id):  # older than the viewer's role may see
+        return gone(request, dom.MEMBERS_PANEL)
     client = api()
     outcome = attempt(lambda: client.list_members(conversation_id, after_end=over))
     if isinstance(outcome.error, NotFound):

@@ -230,10 +230,14 @@ def export(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
         stored, refusal = _read_into_store(request, conversation_id)
         if refusal is not None:
             return refusal
+    event_type = form.cleaned_data.get("event_type") or None
     return exports.stream_events(
         stored,
         export_form.cleaned_data["format"],
-        event_type=form.cleaned_data.get("event_type") or None,
+        event_type=event_type,
+        recorded=exports.Recorded(
+            request, "events", {"event_type": event_type or ""}, object_id=conversation_id
+        ),
     )
 
 

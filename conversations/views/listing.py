@@ -51,7 +51,7 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
         wrong = next(f for f in checked if f.errors)
         return invalid(request, wrong, "Conversations", reset_url=url)
     if export.cleaned_data["format"]:
-        return _export(form, export.cleaned_data["format"])
+        return _export(request, form, export.cleaned_data["format"])
     params = form.upstream_params()
     state = form.cleaned_data.get("state") or ""
     if state:
@@ -76,7 +76,7 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
     return _answer(request, "conversations/list.html", context, outcome)
 
 
-def _export(form: forms.ConversationListForm, fmt: str) -> HttpResponse:
+def _export(request: HtmxHttpRequest, form: forms.ConversationListForm, fmt: str) -> HttpResponse:
     """The whole filtered list from the event store, whatever page the URL was on."""
     data = form.cleaned_data
     state = data.get("state") or ""
@@ -87,7 +87,18 @@ def _export(form: forms.ConversationListForm, fmt: str) -> HttpResponse:
         order=data["order"],
     )
     filename = exports.export_filename("conversations", state, fmt=fmt)
-    return exports.stream_conversations(rows, fmt, filename=filename)
+    filters = {
+        "state": state,
+        "date_start": str(data.get("date_start") or ""),
+        "date_end": str(data.get("date_end") or ""),
+        "order": data["order"],
+    }
+    return exports.stream_conversations(
+        rows,
+        fmt,
+        filename=filename,
+        recorded=exports.Recorded(request, "conversations", filters),
+    )
 
 
 @dashboard_view

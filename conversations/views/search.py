@@ -48,7 +48,7 @@ def search_page(request: HtmxHttpRequest) -> HttpResponse:
     fmt = export.cleaned_data["format"]
     if fmt and not (query.empty and not query.literal):
         try:
-            return _export(query, filters, fmt)
+            return _export(request, query, filters, fmt)
         except search.TooBroad:
             return refused(request, "Search", TOO_BROAD)
     keep = {k: v for k, v in request.GET.items() if k not in PAGE_ONLY}
@@ -87,7 +87,9 @@ def search_page(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, TEMPLATE, context, status=status)
 
 
-def _export(query: search.Query, filters: search.Filters, fmt: str) -> HttpResponse:
+def _export(
+    request: HtmxHttpRequest, query: search.Query, filters: search.Filters, fmt: str
+) -> HttpResponse:
     """Every conversation that matches, newest first, with what matched; each chunk of it read
     under the search's time limit (the first before the response starts: a search that runs out
     then is a 400 page, not a broken file)."""
@@ -100,4 +102,15 @@ def _export(query: search.Query, filters: search.Filters, fmt: str) -> HttpRespo
             "matched", lambda pks: search.matched(query, filters, pks, masked=masked)
         ),
         around_chunk=search.time_limit,
+        recorded=exports.Recorded(
+            request,
+            "search",
+            {
+                "q": query.text,
+                "date_start": str(filters.date_start or ""),
+                "date_end": str(filters.date_end or ""),
+                "event_type": filters.event_type,
+                "live": filters.live_only,
+            },
+        ),
     )
