@@ -126,7 +126,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="PostgreSQL database of the push phase, dropped and created")  # fmt: skip
     add("--no-search", action="store_true", help="skip the search phase (issue 11)")
     add("--search-only", action="store_true",
-        help="run only the search phase (no main stack, no push, no ingestion)")  # fmt: skip
+        help="run only the search phase (no main stack, no other phase)")  # fmt: skip
     add("--search-database", default="dashboard_search_bench",
         help="PostgreSQL database of the search phase: seeded once, reused while its marker "
         "matches the set asked for, else dropped and seeded again")  # fmt: skip
