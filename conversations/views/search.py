@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from conversations import exports, forms
-from conversations.privacy import viewer
+from conversations.privacy import sources, viewer
 from conversations.privacy.sources import search
 
 from .base import HtmxHttpRequest, crumbs, dashboard_view, invalid, refused, with_query
@@ -53,7 +53,9 @@ def search_page(request: HtmxHttpRequest) -> HttpResponse:
             return refused(request, "Search", TOO_BROAD)
     keep = {k: v for k, v in request.GET.items() if k not in PAGE_ONLY}
     context: dict[str, Any] = {
-        "title": f"Search: {text}" if text else "Search",
+        # The title (the tab's name, kept in the history) masked like a page for Support; the box
+        # keeps what the user typed, to change it.
+        "title": f"Search: {sources.present(text)}" if text else "Search",
         "search_text": text,
         "export_query": exports.link_queries(request.GET, [k for k in keep if k != "page_size"]),
         "form": form,
