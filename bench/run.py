@@ -14,10 +14,12 @@
    With that stack stopped, bench/push.py's live push (issue 10) on a stack of its own
    (PostgreSQL, Redis for the cache and the fan-out): memory and CPU of 1,000 idle streams, 200
    streams held with pages probed, and event-to-screen latency with 1, 50 and 500 open pages
-   (--no-push skips it, --push-only runs it alone). Last, bench/ingest.py's webhook ingestion on
-   PostgreSQL (skipped, and said so, when PostgreSQL does not answer; or with --no-ingest).
-   And bench/audit.py's audit log (issue 12) on two servers of its own, one with the log on,
-   one off, pages opened on each in turn (--no-audit skips it).
+   (--no-push skips it, --push-only runs it alone). Then bench/ingest.py's webhook ingestion on
+   PostgreSQL (skipped, and said so, when PostgreSQL does not answer; or with --no-ingest). Last,
+   bench/search.py's search, exports and timeline (issue 11) on a PostgreSQL store of 2,000,000
+   events that it seeds once in a database of its own and reuses (--no-search skips it,
+   --search-only runs it alone). And bench/audit.py's audit log (issue 12) on two servers of its
+   own, one with the log on, one off, pages opened on each in turn (--no-audit skips it).
 3. One table of targets with the measured value and PASS/MISS, then the details; the same as
    Markdown in bench-results/results.md (with the raw figures in results.json).
 Everything started is stopped at the end, on errors and on Ctrl-C.
@@ -26,6 +28,7 @@ Everything started is stopped at the end, on errors and on Ctrl-C.
     make bench BENCH_ARGS=--quick       # about 2.5 minutes
     make bench BENCH_ARGS="--latency-ms 200 --cache database"
     make bench BENCH_ARGS=--push-only   # the push phase alone, about 4 minutes
+    make bench BENCH_ARGS=--search-only # the search phase alone: 2 minutes, 4 more to seed once
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ if __package__ in (None, ""):  # run as a script: `python bench/run.py`
 
 import psycopg
 
-from bench import audit, ingest, load, push, report
+from bench import audit, ingest, load, push, report, search
 from bench.stack import ROOT, STAFF_USERNAME, Stack, StackError, redis_available
 
 REFRESH_SECONDS = 5.0  # the dashboard's DASHBOARD_REFRESH_SECONDS default
@@ -121,6 +124,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--push-hold-seconds", type=float, default=20.0, help="how long they are held (20)")
     add("--push-database", default="dashboard_push_bench",
         help="PostgreSQL database of the push phase, dropped and created")  # fmt: skip
+    add("--no-search", action="store_true", help="skip the search phase (issue 11)")
+    add("--search-only", action="store_true",
+        help="run only the search phase (no main stack, no other phase)")  # fmt: skip
+    add("--search-database", default="dashboard_search_bench",
+        help="PostgreSQL database of the search phase: seeded once, reused while its marker "
+        "matches the set asked for, else dropped and seeded again")  # fmt: skip
+    add("--search-events", type=int, default=1_000_000,
+        help="events of the search phase's store (1,000,000)")  # fmt: skip
+    add("--search-export-events", type=int, default=1_000_000,
+        help="events of the exported conversation, besides (1,000,000)")  # fmt: skip
+    add("--search-reseed", action="store_true", help="seed the search database again")
+    add(
+        "--search-rounds",
+        type=int,
+        default=None,
+        help="requests of each search query (10; quick 3)",
+    )
+    add("--search-timeline-rounds", type=int, default=None,
+        help="requests of the 10,000-event timeline (20; quick 6)")  # fmt: skip
+    add("--search-formats", default="csv,json", help="export formats measured (csv,json)")
     add("--no-audit", action="store_true", help="skip the audit log phase (issue 12)")
     add("--audit-rounds", type=int, default=None,
         help="audit phase: pages and polls per server (400; quick 150)")  # fmt: skip
@@ -136,6 +159,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "ingest_seconds": (15.0, 5.0),
         "push_webhooks": (20, 8),
         "push_idle_seconds": (60.0, 15.0),
+        "search_rounds": (10, 3),
+        "search_timeline_rounds": (20, 6),
         "audit_rounds": (400, 150),
     }
     for name, (full, quick) in defaults.items():
@@ -608,6 +633,52 @@ def phase_audit(args: argparse.Namespace) -> dict[str, Any]:
         return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
 
 
+def phase_search(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/search.py's measurement (issue 11), on its own stack and database, last."""
+    reason = ingest.postgres_available(args.postgres)
+    if reason is not None:
+        log(f"search: skipped, PostgreSQL does not answer at {args.postgres}: {reason}")
+        return {"skipped": f"PostgreSQL does not answer at {args.postgres} ({reason})"}
+    search_args = search.parse_args(
+        [
+            *("--database", args.search_database),
+            *("--postgres", args.postgres),
+            *("--events", str(args.search_events)),
+            *("--export-events", str(args.search_export_events)),
+            *("--rounds", str(args.search_rounds)),
+            *("--timeline-rounds", str(args.search_timeline_rounds)),
+            *("--formats", args.search_formats),
+            *("--latency-ms", str(args.latency_ms)),
+            *("--workers", str(args.workers)),
+            *("--redis-url", args.redis_url),
+            *("--output", str(args.output)),
+            *(["--reseed"] if args.search_reseed else []),
+            *(["--keep-logs"] if args.keep_logs else []),
+            *(f"--env={k}={v}" for k, v in args.extra_env.items()),
+        ]
+    )
+    try:
+        return search.measure(search_args, log=log)
+    except (StackError, load.BenchError, psycopg.Error) as exc:
+        log(f"search: failed: {exc}")
+        return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+
+
+def search_tables(r: dict[str, Any]) -> dict[str, Any]:
+    figures = r.get("search") or {"skipped": "not run"}
+    if "skipped" in figures:
+        return {
+            "targets": [["Search, exports, timeline (issue 11)", "-", figures["skipped"], "SKIP"]],
+            "details": [],
+            "figures": [],
+        }
+    return {
+        "targets": search.targets(figures),
+        "details": search.details(figures),
+        "figures": search.figures_rows(figures),
+    }
+
+
 def push_tables(r: dict[str, Any]) -> dict[str, Any]:
     pushed = r.get("push") or {"skipped": "not run"}
     if "skipped" in pushed:
@@ -730,6 +801,8 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
     rows += ingest_targets(r["ingest"])
     audited = audit.run_tables(r.get("audit") or {"skipped": "not run"})
     rows += audited["targets"]
+    searched = search_tables(r)
+    rows += searched["targets"]
 
     detail_rows = []
     labels = {
@@ -797,6 +870,7 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
         )
 
     detail_rows += pushed["details"]
+    detail_rows += searched["details"]
 
     staff = r["staff"]
     polling = r["polling"]
@@ -851,6 +925,7 @@ def build_tables(args: argparse.Namespace, stack: Stack, r: dict[str, Any]) -> d
         *stored_figures(args, r),
         *pushed["figures"],
         *audited["figures"],
+        *searched["figures"],
         [
             "Memory per worker now (VmRSS)",
             " / ".join(f"{m['rss_mb']:.0f} MB" for m in memory) or "-",
@@ -987,6 +1062,8 @@ def describe_setup(args: argparse.Namespace, stack: Stack, world: dict[str, Any]
         + "ingestion "
         + ("skipped; " if args.no_ingest else f"on PostgreSQL ({args.ingest_database}); ")
         + ("audit skipped; " if args.no_audit else "audit on two servers of its own (SQLite); ")
+        + "search "
+        + ("skipped; " if args.no_search else f"on PostgreSQL ({args.search_database}); ")
         + "".join(f"{k}={v}; " for k, v in args.extra_env.items())
         + f"{os.cpu_count()} CPUs; Python {platform.python_version()}; "
         f"sandbox seed 42, big {world['big']}, small {world['small']}, polled {world['poll']}"
@@ -1049,6 +1126,29 @@ def push_only(args: argparse.Namespace, began: float) -> int:
     return 1 if (missed and args.strict) else 0
 
 
+def search_only(args: argparse.Namespace, began: float) -> int:
+    """--search-only: the search phase alone, reported in the same three tables."""
+    try:
+        figures = phase_search(args)
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything")
+        return 130
+    tables = search_tables({"search": figures})
+    load_average = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    setup = (
+        f"search phase only: {os.cpu_count()} CPUs (load average now {load_average}); "
+        f"Python {platform.python_version()}"
+        + "".join(f"; {k}={v}" for k, v in args.extra_env.items())
+    )
+    write_results(args, began, setup, tables)
+    (args.output / "results.json").write_text(
+        json.dumps(search.raw(figures), indent=1, default=str)
+    )
+    print(f"\nWritten: {args.output / 'results.md'} and results.json")
+    missed = [row[0] for row in tables["targets"] if row[-1] == "MISS"]
+    return 1 if (missed and args.strict) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.cache == "auto":
@@ -1078,6 +1178,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     rec = load.Recorder()
     staff: list[load.Staff] = []
+    if args.search_only:
+        return search_only(args, began)
     if args.push_only:
         return push_only(args, began)
     try:
@@ -1118,6 +1220,7 @@ def main(argv: list[str] | None = None) -> int:
         results["push"] = {"skipped": "--no-push"} if args.no_push else phase_push(args)
         results["ingest"] = {"skipped": "--no-ingest"} if args.no_ingest else phase_ingest(args)
         results["audit"] = {"skipped": "--no-audit"} if args.no_audit else phase_audit(args)
+        results["search"] = {"skipped": "--no-search"} if args.no_search else phase_search(args)
         tables = build_tables(args, stack, results)
         setup = describe_setup(args, stack, world)
     except KeyboardInterrupt:
@@ -1139,6 +1242,7 @@ def main(argv: list[str] | None = None) -> int:
     raw = {k: v for k, v in results.items() if k != "recorder"}
     raw["ingest"] = {k: v for k, v in results["ingest"].items() if k != "latencies"}
     raw["audit"] = {k: v for k, v in results["audit"].items() if k not in ("samples", "paired")}
+    raw["search"] = search.raw(results["search"])
     raw["samples_ms"] = {k: [round(x * 1000, 2) for x in v] for k, v in rec.samples.items()}
     raw["statuses"] = {k: dict(v) for k, v in rec.statuses.items()}
     (args.output / "results.json").write_text(json.dumps(raw, indent=1, default=str))
