@@ -132,9 +132,12 @@
   var unseen = [];  // new rows added out of the reader's sight, oldest first
   var anchor = null;  // the first row in view before a swap, and where it was
 
+  // Seen: at least half of the row on screen (a sliver at an edge, above what the reader reads,
+  // is not read).
   function inView(row) {
     var box = row.getBoundingClientRect();
-    return box.bottom > 0 && box.top < window.innerHeight;
+    var shown = Math.min(box.bottom, window.innerHeight) - Math.max(box.top, 0);
+    return shown > 0 && shown >= box.height / 2;
   }
 
   // The first event row in view and where it is, to keep it there through a change above it;
@@ -171,13 +174,28 @@
 
   function isEventRows(target) { return target && target.id === EVENT_ROWS; }
 
+  // The event rows, when a swap of `target` could move them: the rows themselves, or a region
+  // above them (the header, the timeline) whose new height would push them up or down.
+  function rowsMovedBy(target) {
+    var rows = document.getElementById(EVENT_ROWS);
+    if (!rows || !target || !target.compareDocumentPosition) { return null; }
+    if (target === rows) { return rows; }
+    var following = target.compareDocumentPosition(rows) & Node.DOCUMENT_POSITION_FOLLOWING;
+    return following && !target.contains(rows) ? rows : null;
+  }
+
   document.addEventListener("htmx:beforeSwap", function (event) {
-    anchor = isEventRows(event.detail.target) ? firstRowInView(event.detail.target) : null;
+    var rows = rowsMovedBy(event.detail.target);
+    anchor = rows ? firstRowInView(rows) : null;
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail.target;
-    if (!isEventRows(target)) { return; }
+    if (!isEventRows(target)) {
+      keepInPlace(anchor);  // a region above the rows changed height: the reader stays put
+      anchor = null;
+      return;
+    }
     // A notice and a poll can both bring the same event: keep its first row only.
     var seen = {};
     Array.prototype.slice.call(target.querySelectorAll("tr.event-row")).forEach(function (row) {
