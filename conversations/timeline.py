@@ -65,7 +65,7 @@ ID_LIMIT = 100  # longest leg id, member id and value read from a body
 TEXT_LIMIT = 80
 SHORT_LEG = 8  # characters of a leg id shown
 
-# --- event types (../shared/vonage/API.md section 5, WEBHOOKS.md section 1)
+# --- event types (the Conversation API's event reference, and its RTC webhook types)
 
 MEMBERSHIP_TYPES = {"member:invited": "invited", "member:joined": "joined", "member:left": "left"}
 LEG_TYPES = ("leg:status:update",)

@@ -2,7 +2,7 @@
 board's chart of conversations started per hour.
 
 The store is filled through real ingestion (signed-webhook storage), with bodies shaped like the
-sandbox's calls and ../shared/vonage/examples; the conversation in CALL below lasts 100 seconds,
+sandbox's calls and Vonage's example payloads; the conversation in CALL below lasts 100 seconds,
 so on its axis a second is one percent.
 """
 
