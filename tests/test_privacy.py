@@ -429,3 +429,10 @@ def test_a_support_users_events_export_masks_payloads_not_envelopes(client, db, 
     ]
     assert rows[0]["body"]["body"] == {"note": "•••", "tel": "•••"}
     assert rows[1]["body"]["body"]["text"] == "•••"
+
+
+def test_a_number_dressed_as_an_id_is_still_masked():
+    assert "900100" not in masking.scrub("CON-447700900100")
+    assert "900100" not in masking.scrub("see MEM-447700900100x")
+    kept = "CON-1b7f3c2e-12ab-4cde-8f01-123456789abc"
+    assert masking.scrub(f"call {kept} now") == f"call {kept} now"

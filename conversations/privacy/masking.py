@@ -43,6 +43,10 @@ _KEPT = re.compile(
 )
 _EMAIL_IN_TEXT = re.compile(r"[\w.%+-]+@([\w-]+(?:\.[\w-]+)+)")
 _SIP_IN_TEXT = re.compile(r"\b(sips?):([^@\s;>]+)@", re.IGNORECASE)
+_LONG_DIGITS = re.compile(r"\d{7,}")
+_UUID_IN = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _DATE_LIKE = re.compile(r"\A\d{4}-\d{2}-\d{2}")
 _NOT_DIGIT = re.compile(r"\D")
 
@@ -89,6 +93,8 @@ def scrub(value: str) -> str:
         return value
     pieces, last = [], 0
     for kept in _KEPT.finditer(value):
+        if _LONG_DIGITS.search(kept.group(0)) and not _UUID_IN.search(kept.group(0)):
+            continue  # shaped like an id, but a number is in it (`CON-447700900100`)
         pieces += [_scrub_part(value[last : kept.start()]), kept.group(0)]
         last = kept.end()
     pieces.append(_scrub_part(value[last:]))

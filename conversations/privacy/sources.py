@@ -69,12 +69,6 @@ def present(value: Any, viewer: Viewer | None = None) -> Any:
     return value if viewer.sees_pii else masking.value_of(value)
 
 
-def presenter() -> Callable[[Any], Any]:
-    """`present` bound to the current viewer: for exports, streamed after the view returned."""
-    viewer = current()
-    return functools.partial(present, viewer=viewer)
-
-
 class _Door:
     """A module or client whose functions answer through `present`."""
 
