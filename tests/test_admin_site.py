@@ -161,3 +161,14 @@ def test_the_lock_out_page_names_the_configured_contact_escaped(settings, staff_
     html = locked_out(settings)
     assert "the IT desk &lt;it@example.com&gt;" in html
     assert "a superuser of this dashboard" not in html
+
+
+def test_the_header_links_the_audit_log_and_the_admin_only_for_who_may_open_them(
+    root_client, staff_user
+):
+    html = root_client.get(reverse("conversations:live")).content.decode()
+    assert 'href="/audit/"' in html and 'href="/admin/"' in html
+    staff = Client()
+    staff.force_login(staff_user)
+    html = staff.get(reverse("conversations:live")).content.decode()
+    assert 'href="/audit/"' not in html and 'href="/admin/"' not in html
