@@ -63,19 +63,19 @@ class _PagingForm(forms.Form):
 DATE_INPUT_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
 
 
+def utc_time_field(label: str) -> forms.DateTimeField:
+    """An optional date and time filter, typed in the browser's picker or by hand, in UTC."""
+    return forms.DateTimeField(
+        required=False,
+        input_formats=DATE_INPUT_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        label=label,
+    )
+
+
 class ConversationListForm(_PagingForm):
-    date_start = forms.DateTimeField(
-        required=False,
-        input_formats=DATE_INPUT_FORMATS,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        label="Created from (UTC)",
-    )
-    date_end = forms.DateTimeField(
-        required=False,
-        input_formats=DATE_INPUT_FORMATS,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        label="Created to (UTC)",
-    )
+    date_start = utc_time_field("Created from (UTC)")
+    date_end = utc_time_field("Created to (UTC)")
 
     # Read from the event store: the API's list has no state (nor a filter by one).
     state = forms.ChoiceField(
@@ -237,18 +237,8 @@ class SearchForm(forms.Form):
             attrs={"type": "search", "autocomplete": "off", "spellcheck": "false"}
         ),
     )
-    date_start = forms.DateTimeField(
-        required=False,
-        input_formats=DATE_INPUT_FORMATS,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        label="Started from (UTC)",
-    )
-    date_end = forms.DateTimeField(
-        required=False,
-        input_formats=DATE_INPUT_FORMATS,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        label="Started to (UTC)",
-    )
+    date_start = utc_time_field("Started from (UTC)")
+    date_end = utc_time_field("Started to (UTC)")
     event_type = forms.CharField(
         required=False,
         max_length=100,

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from conversations.forms import DATE_INPUT_FORMATS
+from conversations.forms import utc_time_field
 
 from .models import Action, AuditEntry
 
@@ -32,18 +32,8 @@ class AuditFilterForm(forms.Form):
         max_length=AuditEntry._meta.get_field("object_id").max_length,
         label="Object id",
     )
-    date_from = forms.DateTimeField(
-        required=False,
-        input_formats=DATE_INPUT_FORMATS,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        label="From (UTC)",
-    )
-    date_to = forms.DateTimeField(
-        required=False,
-        input_formats=DATE_INPUT_FORMATS,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        label="To (UTC)",
-    )
+    date_from = utc_time_field("From (UTC)")
+    date_to = utc_time_field("To (UTC)")
     page_size = forms.TypedChoiceField(
         choices=[(n, str(n)) for n in PAGE_SIZES],
         coerce=int,
