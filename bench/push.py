@@ -53,7 +53,7 @@ if __package__ in (None, ""):  # run as a script: `python bench/push.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import ingest, load
-from bench.report import ms, percentile, text_table
+from bench.report import latency_row, ms, percentile, text_table
 from bench.stack import STAFF_USERNAME, Stack, StackError, redis_available
 
 # The targets.
@@ -989,17 +989,7 @@ def details(figures: dict[str, Any]) -> list[list[str]]:
             ),
             (f"push {n}: signed webhook POST answered", run["webhook_seconds"], ""),
         ):
-            rows.append(
-                [
-                    label,
-                    str(len(values)),
-                    ms(percentile(values, 50)),
-                    ms(percentile(values, 95)),
-                    ms(percentile(values, 99)),
-                    "",
-                    statuses,
-                ]
-            )
+            rows.append(latency_row(label, values, statuses))
     return rows
 
 

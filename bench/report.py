@@ -23,6 +23,19 @@ def ms(seconds: float) -> str:
     return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
 
 
+def latency_row(label: str, values: Sequence[float], statuses: str = "") -> list[str]:
+    """One row of a latency table: the label, the count, p50, p95 and p99, and the statuses."""
+    return [
+        label,
+        str(len(values)),
+        ms(percentile(values, 50)),
+        ms(percentile(values, 95)),
+        ms(percentile(values, 99)),
+        "",
+        statuses,
+    ]
+
+
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
 

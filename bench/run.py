@@ -561,13 +561,26 @@ def phase_fed(
     }
 
 
+def without_postgres(phase: str, postgres: str) -> dict[str, Any] | None:
+    """A phase's answer when PostgreSQL does not answer (said, and skipped), else None."""
+    reason = ingest.postgres_available(postgres)
+    if reason is None:
+        return None
+    log(f"{phase}: skipped, PostgreSQL does not answer at {postgres}: {reason}")
+    return {"skipped": f"PostgreSQL does not answer at {postgres} ({reason})"}
+
+
+def failed(exc: BaseException) -> dict[str, Any]:
+    """A phase's answer when it failed: its first line, in the report."""
+    return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+
+
 def phase_ingest(args: argparse.Namespace) -> dict[str, Any]:
     """bench/ingest.py's measurement, on its own gunicorn and PostgreSQL database, after the
     main stack has stopped (so the two do not share the CPU)."""
-    reason = ingest.postgres_available(args.postgres)
-    if reason is not None:
-        log(f"ingest: skipped, PostgreSQL does not answer at {args.postgres}: {reason}")
-        return {"skipped": f"PostgreSQL does not answer at {args.postgres} ({reason})"}
+    skipped = without_postgres("ingest", args.postgres)
+    if skipped is not None:
+        return skipped
     ingest_args = ingest.parse_args(
         [
             *("--seconds", f"{args.ingest_seconds:g}"),
@@ -582,7 +595,7 @@ def phase_ingest(args: argparse.Namespace) -> dict[str, Any]:
         return ingest.measure(ingest_args, log=log)
     except (StackError, psycopg.Error) as exc:
         log(f"ingest: failed: {exc}")
-        return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+        return failed(exc)
 
 
 def phase_push(args: argparse.Namespace) -> dict[str, Any]:
@@ -611,7 +624,7 @@ def phase_push(args: argparse.Namespace) -> dict[str, Any]:
         return push.measure(push_args, log=log)
     except (StackError, load.BenchError, psycopg.Error) as exc:
         log(f"push: failed: {exc}")
-        return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+        return failed(exc)
 
 
 def phase_audit(args: argparse.Namespace) -> dict[str, Any]:
@@ -630,15 +643,14 @@ def phase_audit(args: argparse.Namespace) -> dict[str, Any]:
         return audit.measure(audit_args, log=log)
     except (StackError, load.BenchError, psycopg.Error) as exc:
         log(f"audit: failed: {exc}")
-        return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+        return failed(exc)
 
 
 def phase_search(args: argparse.Namespace) -> dict[str, Any]:
     """bench/search.py's measurement (issue 11), on its own stack and database, last."""
-    reason = ingest.postgres_available(args.postgres)
-    if reason is not None:
-        log(f"search: skipped, PostgreSQL does not answer at {args.postgres}: {reason}")
-        return {"skipped": f"PostgreSQL does not answer at {args.postgres} ({reason})"}
+    skipped = without_postgres("search", args.postgres)
+    if skipped is not None:
+        return skipped
     search_args = search.parse_args(
         [
             *("--database", args.search_database),
@@ -661,7 +673,7 @@ def phase_search(args: argparse.Namespace) -> dict[str, Any]:
         return search.measure(search_args, log=log)
     except (StackError, load.BenchError, psycopg.Error) as exc:
         log(f"search: failed: {exc}")
-        return {"skipped": f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+        return failed(exc)
 
 
 def search_tables(r: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ if __package__ in (None, ""):  # run as a script: `python bench/search.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import ingest, load, search_seed
-from bench.report import ms, percentile, text_table
+from bench.report import latency_row, ms, percentile, text_table
 from bench.stack import ROOT, STAFF_USERNAME, Stack, StackError, redis_available
 
 TARGET_SEARCH_P95 = 0.100
@@ -813,17 +813,7 @@ def details(figures: dict[str, Any]) -> list[list[str]]:
         if not values:
             continue
         statuses = ", ".join(f"{k} x{v}" for k, v in sorted(rec.statuses[kind].items()))
-        rows.append(
-            [
-                label,
-                str(len(values)),
-                ms(percentile(values, 50)),
-                ms(percentile(values, 95)),
-                ms(percentile(values, 99)),
-                "",
-                statuses,
-            ]
-        )
+        rows.append(latency_row(label, values, statuses))
     return rows
 
 
