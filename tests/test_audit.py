@@ -725,3 +725,39 @@ def test_the_worker_purges_hourly_under_a_lock(settings):
     assert len(entries()) == 1
     assert tasks.purge_old_audit_entries.call_local() == 1
     assert entries() == []
+
+
+# --- issue 12's "done when", as a Support user and a reader of the log would try it
+
+
+def test_a_support_users_view_search_and_export_are_on_the_log_they_cannot_open(
+    django_user_model, superuser_client, no_upstream
+):
+    from tests.conftest import support
+
+    fill()
+    helpdesk_user = support(django_user_model.objects.create_user("helpdesk", is_staff=True))
+    helpdesk = Client()
+    helpdesk.force_login(helpdesk_user)
+    assert helpdesk.get(url("detail", CON)).status_code == 200
+    assert helpdesk.get(url("search"), {"q": "alice"}).status_code == 200
+    export = helpdesk.get(url("events", CON), {"format": "csv"})
+    assert export.status_code == 200
+    b"".join(export.streaming_content)  # the export is recorded once it has been sent
+    assert helpdesk.get(url("audit")).status_code == 403
+
+    mine = AuditEntry.objects.filter(username="helpdesk")
+    looked = {
+        (e.action, e.object_id, e.details.get("query", e.details.get("what", ""))) for e in mine
+    }
+    assert {
+        ("view_conversation", CON, ""),
+        ("search", "", "alice"),
+        ("export", CON, "events"),
+    } <= looked
+    looks = [e for e in mine if e.action in ("view_conversation", "search", "export")]
+    assert {(e.user_id, e.address) for e in looks} == {(helpdesk_user.pk, "127.0.0.1")}
+    assert all(e.at is not None for e in looks)
+    html = superuser_client.get(url("audit"), {"user": "helpdesk"}).content.decode()
+    for text in ("helpdesk", "view_conversation", "search", "export", CON, "alice"):
+        assert text in html, text
